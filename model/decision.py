@@ -1,0 +1,31 @@
+"""The decision: what every surface returns for one classified ticket."""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = ["Decision", "Term"]
+
+
+class Term(msgspec.Struct, frozen=True):
+    """A term of the ticket and how far it pushed the chosen team above the others."""
+
+    term: str
+    weight: float
+
+
+class Decision(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The team for a ticket, with calibrated scores for every team.
+
+    ``id`` echoes a batch item's id and ``truncated`` is set only when the text was cut to
+    the length limit before classification; both are left out otherwise.
+    """
+
+    team: str
+    confidence: float
+    abstained: bool
+    scores: dict[str, float]
+    explanation: list[Term]
+    model_version: str
+    id: str | None = None
+    truncated: bool = False

@@ -1,0 +1,174 @@
+"""Measuring a router: accuracy, macro-F1, per-team scores, calibration and abstain thresholds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import msgspec
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "Metrics",
+    "TeamScores",
+    "ThresholdRow",
+    "choose_threshold",
+    "compute_metrics",
+    "evaluate_classifier",
+    "expected_calibration_error",
+    "plot_confusion",
+    "threshold_table",
+]
+
+THRESHOLDS = (0.0, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+
+class TeamScores(msgspec.Struct, frozen=True):
+    """Precision, recall and F1 of one team, with its number of true tickets."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class ThresholdRow(msgspec.Struct, frozen=True):
+    """What abstaining below ``threshold`` would do: share routed, their precision, share abstained."""
+
+    threshold: float
+    routed: float
+    precision: float | None
+    abstained: float
+
+
+class Metrics(msgspec.Struct, frozen=True):
+    """Everything measured on one set of decisions against true teams."""
+
+    n: int
+    accuracy: float
+    macro_f1: float
+    ece: float
+    per_team: dict[str, TeamScores]
+    confusion: list[list[int]]
+    labels: list[str]
+    thresholds: list[ThresholdRow]
+
+
+def expected_calibration_error(confidence: NDArray[np.float64], correct: NDArray[np.bool_], bins: int = 10) -> float:
+    """ECE: the support-weighted gap between confidence and accuracy over equal-width bins."""
+    if confidence.size == 0:
+        return 0.0
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # Bin i holds (edges[i], edges[i+1]]; a confidence of exactly 0 goes to the first bin.
+    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = index == b
+        count = int(mask.sum())
+        if count:
+            total += count * abs(float(correct[mask].mean()) - float(confidence[mask].mean()))
+    return total / confidence.size
+
+
+def threshold_table(
+    confidence: NDArray[np.float64], correct: NDArray[np.bool_], thresholds: Sequence[float] = THRESHOLDS
+) -> list[ThresholdRow]:
+    """For each threshold: the share routed (confidence >= t), their precision, and the share abstained."""
+    n = confidence.size
+    rows = []
+    for t in thresholds:
+        routed = confidence >= t
+        count = int(routed.sum())
+        precision = float(correct[routed].mean()) if count else None
+        share = count / n if n else 0.0
+        rows.append(ThresholdRow(threshold=t, routed=share, precision=precision, abstained=1.0 - share))
+    return rows
+
+
+def choose_threshold(rows: Sequence[ThresholdRow], target_precision: float) -> float:
+    """The lowest threshold whose routed precision meets the target (routing the most tickets).
+
+    When no threshold reaches the target, the one with the best precision is taken.
+    """
+    meeting = [r for r in rows if r.precision is not None and r.precision >= target_precision]
+    if meeting:
+        return min(r.threshold for r in meeting)
+    scored = [r for r in rows if r.precision is not None]
+    if not scored:
+        return 0.0
+    return max(scored, key=lambda r: (r.precision or 0.0, -r.threshold)).threshold
+
+
+def compute_metrics(labels: Sequence[str], y_true: NDArray[np.int64], proba: NDArray[np.float64]) -> Metrics:
+    """Metrics of probability rows ``proba`` (columns in ``labels`` order) against true indices."""
+    k = len(labels)
+    y_pred = proba.argmax(axis=1) if proba.size else np.zeros(0, dtype=np.int64)
+    confidence = proba.max(axis=1) if proba.size else np.zeros(0)
+    correct = y_pred == y_true
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (y_true, y_pred), 1)
+    per_team: dict[str, TeamScores] = {}
+    f1s = []
+    for i, label in enumerate(labels):
+        tp = int(confusion[i, i])
+        predicted = int(confusion[:, i].sum())
+        actual = int(confusion[i, :].sum())
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_team[label] = TeamScores(precision=precision, recall=recall, f1=f1, support=actual)
+        if actual:
+            f1s.append(f1)
+    n = int(y_true.size)
+    return Metrics(
+        n=n,
+        accuracy=float(correct.mean()) if n else 0.0,
+        # Macro-F1 over the teams that occur in the truth, as scikit-learn does with labels given.
+        macro_f1=float(np.mean(f1s)) if f1s else 0.0,
+        ece=expected_calibration_error(confidence, correct),
+        per_team=per_team,
+        confusion=confusion.tolist(),
+        labels=list(labels),
+        thresholds=threshold_table(confidence, correct),
+    )
+
+
+def plot_confusion(metrics: Metrics, path: Path, title: str = "Confusion matrix") -> None:
+    """Write the confusion matrix as a PNG (rows: true team, columns: predicted team)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.array(metrics.confusion)
+    k = len(metrics.labels)
+    fig, ax = plt.subplots(figsize=(1.4 * k + 2.5, 1.2 * k + 2))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(k), metrics.labels, rotation=30, ha="right")
+    ax.set_yticks(range(k), metrics.labels)
+    ax.set_xlabel("predicted team")
+    ax.set_ylabel("true team")
+    ax.set_title(f"{title}\naccuracy {metrics.accuracy:.3f}, macro-F1 {metrics.macro_f1:.3f}")
+    peak = matrix.max() if matrix.size else 0
+    for i in range(k):
+        for j in range(k):
+            colour = "white" if peak and matrix[i, j] > peak / 2 else "black"
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=colour)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def evaluate_classifier(
+    proba_of: Callable[[Sequence[tuple[str, str]]], NDArray[np.float64]],
+    teams: Sequence[str],
+    tickets: Sequence[tuple[str, str, str]],
+) -> Metrics:
+    """Metrics of a model on labelled ``(title, body, team)`` tickets; tickets of teams it does not know are left out."""
+    index = {team: i for i, team in enumerate(teams)}
+    known = [(title, body, team) for title, body, team in tickets if team in index]
+    proba = proba_of([(title, body) for title, body, _ in known]) if known else np.zeros((0, len(teams)))
+    y_true = np.asarray([index[team] for _, _, team in known], dtype=np.int64)
+    return compute_metrics(teams, y_true, proba)

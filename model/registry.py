@@ -1,0 +1,274 @@
+"""The model registry: immutable versions on disk, a manifest each, and an atomic ACTIVE pointer.
+
+Layout under the registry root::
+
+    <root>/<version>/model.joblib     the fitted pipeline (a pickle: loaded only after its sha256 matches)
+    <root>/<version>/manifest.json    data sha256, library versions, parameters, metrics, threshold
+    <root>/ACTIVE                     the active version's name, replaced atomically
+    <root>/history.jsonl              one line per activation (for rollback and the audit trail)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import platform
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import joblib
+import msgspec
+import numpy
+import scipy
+import sklearn
+from sklearn.pipeline import Pipeline
+
+from model.errors import ModelIntegrityError, ModelNotFoundError, RegistryError
+from model.inference import Classifier
+from model.training import TrainedModel, TrainingParams, TrainingReport
+
+__all__ = ["Activation", "LoadedModel", "Manifest", "Registry", "current_libraries"]
+
+ARTIFACT = "model.joblib"
+MANIFEST = "manifest.json"
+FORMAT = "1"
+_VERSION_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}(?:-[0-9]+)?$")
+
+
+def current_libraries() -> dict[str, str]:
+    """Versions of everything a pickled pipeline depends on, as recorded in manifests."""
+    return {
+        "format": FORMAT,
+        "python": ".".join(platform.python_version_tuple()[:2]),
+        "scikit-learn": sklearn.__version__,
+        "joblib": joblib.__version__,
+        "numpy": numpy.__version__.split(".")[0],
+        "scipy": scipy.__version__.split(".")[0],
+    }
+
+
+class Manifest(msgspec.Struct, frozen=True):
+    """Everything known about a model version besides its weights."""
+
+    version: str
+    created_at: str
+    teams: list[str]
+    threshold: float
+    data_sha256: str
+    artifact_sha256: str
+    libraries: dict[str, str]
+    params: TrainingParams
+    report: TrainingReport
+    taxonomy: dict[str, Any]
+    artifact: str = ARTIFACT
+    note: str = ""
+
+
+class Activation(msgspec.Struct, frozen=True):
+    """One switch of the ACTIVE pointer."""
+
+    at: str
+    version: str
+    previous: str | None
+    actor: str = "cli"
+    kind: str = "activate"
+    reason: str = ""
+
+
+class LoadedModel(msgspec.Struct, frozen=True):
+    """A verified manifest with its pipeline."""
+
+    manifest: Manifest
+    pipeline: Pipeline
+
+    def classifier(self, max_chars: int = 20_000, threshold: float | None = None) -> Classifier:
+        """The fast decision function of this version (``threshold`` overrides the stored one)."""
+        m = self.manifest
+        chosen = m.threshold if threshold is None else threshold
+        return Classifier(self.pipeline, m.teams, chosen, m.version, max_chars=max_chars)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Registry:
+    """Model versions under one directory; safe to share between processes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # -- writing --------------------------------------------------------------------------
+
+    def save(self, model: TrainedModel, taxonomy: dict[str, Any], note: str = "") -> Manifest:
+        """Store a trained model as a new immutable version (not activated)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        try:
+            artifact = staging / ARTIFACT
+            joblib.dump(model.pipeline, artifact, compress=3)
+            artifact_sha = _sha256(artifact)
+            created = _now()
+            base = f"{created:%Y%m%dT%H%M%SZ}-{artifact_sha[:6]}"
+            version = base
+            suffix = 1
+            while (self.root / version).exists():
+                suffix += 1
+                version = f"{base}-{suffix}"
+            manifest = Manifest(
+                version=version,
+                created_at=created.isoformat(timespec="seconds"),
+                teams=list(model.teams),
+                threshold=model.threshold,
+                data_sha256=model.report.data_sha256,
+                artifact_sha256=artifact_sha,
+                libraries=current_libraries(),
+                params=model.params,
+                report=model.report,
+                taxonomy=taxonomy,
+                note=note,
+            )
+            (staging / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
+            os.rename(staging, self.root / version)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return manifest
+
+    def activate(self, version: str, actor: str = "cli", kind: str = "activate", reason: str = "") -> Activation:
+        """Point ACTIVE at ``version`` atomically and record the switch."""
+        self.load(version)  # never point at something that would not load
+        previous = self.active_version()
+        _atomic_write(self.root / "ACTIVE", version + "\n")
+        event = Activation(
+            at=_now().isoformat(timespec="seconds"),
+            version=version,
+            previous=previous,
+            actor=actor,
+            kind=kind,
+            reason=reason,
+        )
+        with (self.root / "history.jsonl").open("ab") as handle:
+            handle.write(msgspec.json.encode(event) + b"\n")
+        return event
+
+    def rollback(self, actor: str = "cli") -> Activation:
+        """Return to the version that was active before the current one."""
+        current = self.active_version()
+        if current is None:
+            raise RegistryError("no active model to roll back from")
+        for event in reversed(self.history()):
+            if event.version == current and event.kind != "rollback" and event.previous:
+                if event.previous == current:
+                    continue
+                return self.activate(event.previous, actor=actor, kind="rollback", reason=f"from {current}")
+        raise RegistryError(f"nothing to roll back to: {current} has no earlier active version")
+
+    # -- reading --------------------------------------------------------------------------
+
+    def active_version(self) -> str | None:
+        """The active version's name, or None when nothing was activated yet."""
+        try:
+            name = (self.root / "ACTIVE").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def history(self) -> list[Activation]:
+        """Every activation, oldest first."""
+        path = self.root / "history.jsonl"
+        if not path.exists():
+            return []
+        decoder = msgspec.json.Decoder(Activation)
+        events = []
+        for line in path.read_bytes().splitlines():
+            if line.strip():
+                try:
+                    events.append(decoder.decode(line))
+                except msgspec.DecodeError:
+                    continue  # a torn last line after a crash: ignore it
+        return events
+
+    def manifest(self, version: str) -> Manifest:
+        """The manifest of ``version``."""
+        if not _VERSION_RE.match(version):
+            raise ModelNotFoundError(f"no model version {version!r}")
+        path = self.root / version / MANIFEST
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelNotFoundError(f"no model version {version!r}") from None
+        try:
+            return msgspec.json.decode(data, type=Manifest)
+        except msgspec.DecodeError as exc:
+            raise ModelIntegrityError(f"{path}: unreadable manifest ({exc}); retrain the model") from None
+
+    def list(self) -> list[Manifest]:
+        """Every stored version, newest first."""
+        if not self.root.exists():
+            return []
+        manifests = []
+        for child in self.root.iterdir():
+            if child.is_dir() and _VERSION_RE.match(child.name) and (child / MANIFEST).exists():
+                try:
+                    manifests.append(self.manifest(child.name))
+                except ModelIntegrityError:
+                    continue
+        return sorted(manifests, key=lambda m: (m.created_at, m.version), reverse=True)
+
+    def load(self, version: str) -> LoadedModel:
+        """Load ``version`` after checking the artifact's sha256 and the library versions."""
+        manifest = self.manifest(version)
+        wanted = manifest.libraries
+        have = current_libraries()
+        mismatched = [f"{name} {wanted.get(name)} (installed {have[name]})" for name in have if wanted.get(name) != have[name]]
+        if mismatched:
+            raise ModelIntegrityError(
+                f"model {version} was trained with different libraries: {', '.join(mismatched)};"
+                " retrain it with `ticket-router train`"
+            )
+        artifact = self.root / version / manifest.artifact
+        if not artifact.exists():
+            raise ModelIntegrityError(f"model {version}: artifact {artifact} is missing; retrain the model")
+        actual = _sha256(artifact)
+        if actual != manifest.artifact_sha256:
+            raise ModelIntegrityError(
+                f"model {version}: artifact sha256 {actual[:12]}... does not match the manifest's"
+                f" {manifest.artifact_sha256[:12]}...; the file was altered, retrain the model"
+            )
+        pipeline = joblib.load(artifact)
+        if not isinstance(pipeline, Pipeline):
+            raise ModelIntegrityError(f"model {version}: artifact is not a pipeline; retrain the model")
+        return LoadedModel(manifest=manifest, pipeline=pipeline)
+
+    def load_active(self) -> LoadedModel:
+        """Load the active version."""
+        version = self.active_version()
+        if version is None:
+            raise ModelNotFoundError("no active model: train one with `ticket-router train`")
+        return self.load(version)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,274 @@
+"""Training: from a taxonomy and labelled examples to a calibrated pipeline and its report."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from typing import Annotated
+
+import msgspec
+import numpy as np
+from msgspec import Meta
+from numpy.typing import NDArray
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from model.dataset import LabelledTicket, dataset_sha256
+from model.errors import TrainingDataError
+from model.evaluation import Metrics, choose_threshold, compute_metrics
+from model.pipeline import PipelineParams, build_pipeline
+from model.taxonomy import Taxonomy
+
+__all__ = [
+    "CrossValidation",
+    "TrainedModel",
+    "TrainingParams",
+    "TrainingReport",
+    "cross_validate",
+    "decision_logits",
+    "fit_pipeline",
+    "prior_documents",
+    "train",
+]
+
+
+class TrainingParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Everything besides the data that decides what training produces."""
+
+    pipeline: PipelineParams = PipelineParams()
+    prior_weight: Annotated[float, Meta(ge=0.0)] = 2.0
+    folds: Annotated[int, Meta(ge=2, le=20)] = 5
+    target_precision: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.9
+    default_threshold: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.5
+    seed: int = 0
+
+
+class TrainingReport(msgspec.Struct, frozen=True):
+    """What a training run saw and measured; stored in the model's manifest."""
+
+    teams: list[str]
+    data_sha256: str
+    n_examples: int
+    examples_per_team: dict[str, int]
+    cold_start_teams: list[str]
+    folds: int
+    temperature: float
+    threshold: float
+    threshold_source: str
+    cv: Metrics | None
+    seconds: float
+
+
+class TrainedModel:
+    """A fitted, calibrated pipeline with the taxonomy order of its outputs and its threshold."""
+
+    __slots__ = ("params", "pipeline", "report", "teams", "threshold")
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        teams: tuple[str, ...],
+        threshold: float,
+        params: TrainingParams,
+        report: TrainingReport,
+    ) -> None:
+        self.pipeline = pipeline
+        self.teams = teams
+        self.threshold = threshold
+        self.params = params
+        self.report = report
+
+
+def prior_documents(taxonomy: Taxonomy) -> list[tuple[str, int]]:
+    """Training documents written from the taxonomy itself: (text, team index).
+
+    Each team contributes its description, each responsibility and its terms, so a model
+    can be trained before a single example exists (cold start).
+    """
+    docs: list[tuple[str, int]] = []
+    for index, team in enumerate(taxonomy.teams):
+        docs.append((f"{team.name}. {team.description}", index))
+        docs.extend((sentence, index) for sentence in team.responsibilities)
+        if team.terms:
+            docs.append((". ".join(team.terms), index))
+    return docs
+
+
+def _check_evidence(taxonomy: Taxonomy, examples: Sequence[LabelledTicket], params: TrainingParams) -> None:
+    analyzer = build_pipeline(params.pipeline).named_steps["tfidf"].build_analyzer()
+    evidence: Counter[int] = Counter()
+    if params.prior_weight > 0:
+        for text, index in prior_documents(taxonomy):
+            if analyzer(text):
+                evidence[index] += 1
+    index_of = {team_id: i for i, team_id in enumerate(taxonomy.ids)}
+    for ticket in examples:
+        if analyzer(ticket.text):
+            evidence[index_of[ticket.team]] += 1
+    missing = [team_id for i, team_id in enumerate(taxonomy.ids) if not evidence[i]]
+    if missing:
+        raise TrainingDataError(
+            f"no evidence for team(s) {missing}: give each team a description with words in it"
+            " or at least one labelled example"
+        )
+
+
+def fit_pipeline(
+    taxonomy: Taxonomy,
+    examples: Sequence[LabelledTicket],
+    params: TrainingParams,
+) -> Pipeline:
+    """Fit the pipeline on the taxonomy's own documents plus the examples (uncalibrated)."""
+    index_of = {team_id: i for i, team_id in enumerate(taxonomy.ids)}
+    texts: list[str] = []
+    labels: list[int] = []
+    weights: list[float] = []
+    if params.prior_weight > 0:
+        for text, index in prior_documents(taxonomy):
+            texts.append(text)
+            labels.append(index)
+            weights.append(params.prior_weight)
+    for ticket in examples:
+        texts.append(ticket.text)
+        labels.append(index_of[ticket.team])
+        weights.append(1.0)
+    if len(set(labels)) < 2:
+        raise TrainingDataError("training needs evidence for at least two teams")
+    pipeline = build_pipeline(params.pipeline)
+    pipeline.fit(texts, np.asarray(labels), clf__sample_weight=np.asarray(weights))
+    return pipeline
+
+
+def decision_logits(pipeline: Pipeline, texts: Sequence[str], n_teams: int) -> NDArray[np.float64]:
+    """Per-team logits in taxonomy order; softmax of a row is the pipeline's predict_proba."""
+    raw = np.asarray(pipeline.decision_function(list(texts)), dtype=np.float64)
+    classes = pipeline.named_steps["clf"].classes_
+    if raw.ndim == 1:
+        # Binary logistic regression: sigmoid(z) == softmax([-z/2, z/2])[1].
+        raw = np.column_stack([-raw / 2.0, raw / 2.0])
+    logits = np.full((raw.shape[0], n_teams), -1e9)
+    logits[:, classes] = raw
+    return logits
+
+
+def _fit_temperature(logits: NDArray[np.float64], y: NDArray[np.int64]) -> float:
+    """The temperature T minimising the log loss of softmax(logits / T)."""
+
+    def loss(log_t: float) -> float:
+        scaled = logits / np.exp(log_t)
+        return float(-log_softmax(scaled, axis=1)[np.arange(y.size), y].mean())
+
+    result = minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded", options={"xatol": 1e-4})
+    return float(np.exp(result.x))
+
+
+class _CrossValidation(msgspec.Struct):
+    y: NDArray[np.int64]
+    logits: NDArray[np.float64]
+    folds: int
+
+
+def _out_of_fold(
+    taxonomy: Taxonomy, examples: Sequence[LabelledTicket], params: TrainingParams
+) -> _CrossValidation | None:
+    index_of = {team_id: i for i, team_id in enumerate(taxonomy.ids)}
+    counts = Counter(t.team for t in examples)
+    eligible = [t for t in examples if counts[t.team] >= 2]
+    always = [t for t in examples if counts[t.team] < 2]
+    eligible_counts = [c for c in counts.values() if c >= 2]
+    if len(eligible_counts) < 2:
+        return None
+    folds = min(params.folds, min(eligible_counts))
+    y = np.asarray([index_of[t.team] for t in eligible], dtype=np.int64)
+    logits = np.zeros((len(eligible), len(taxonomy.ids)))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=params.seed)
+    for train_idx, test_idx in splitter.split(np.zeros(len(eligible)), y):
+        train_set = [eligible[i] for i in train_idx] + always
+        pipeline = fit_pipeline(taxonomy, train_set, params)
+        logits[test_idx] = decision_logits(pipeline, [eligible[i].text for i in test_idx], len(taxonomy.ids))
+    return _CrossValidation(y=y, logits=logits, folds=folds)
+
+
+class CrossValidation(msgspec.Struct, frozen=True):
+    """Metrics of calibrated out-of-fold decisions, the temperature fitted on them and the fold count."""
+
+    metrics: Metrics
+    temperature: float
+    folds: int
+
+
+def cross_validate(
+    taxonomy: Taxonomy, examples: Sequence[LabelledTicket], params: TrainingParams
+) -> CrossValidation | None:
+    """Stratified k-fold cross-validation on the examples (the taxonomy's documents train every fold).
+
+    None when fewer than two teams have two or more examples.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        cv = _out_of_fold(taxonomy, examples, params)
+    if cv is None:
+        return None
+    temperature = _fit_temperature(cv.logits, cv.y)
+    proba = softmax(cv.logits / temperature, axis=1)
+    return CrossValidation(compute_metrics(taxonomy.ids, cv.y, proba), temperature, cv.folds)
+
+
+def train(
+    taxonomy: Taxonomy,
+    examples: Sequence[LabelledTicket],
+    params: TrainingParams | None = None,
+) -> TrainedModel:
+    """Train a calibrated model; deterministic for the same taxonomy, examples and params.
+
+    Cross-validation on the examples measures the model, fits the temperature that
+    calibrates its probabilities and picks the abstain threshold for the precision target.
+    With too few examples for that (cold start), the temperature is 1 and the threshold is
+    ``params.default_threshold``.
+    """
+    params = params or TrainingParams()
+    started = time.perf_counter()
+    known = set(taxonomy.ids)
+    unknown = sorted({t.team for t in examples} - known)
+    if unknown:
+        raise TrainingDataError(f"examples name teams outside the taxonomy: {unknown}")
+    _check_evidence(taxonomy, examples, params)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        cv_result = cross_validate(taxonomy, examples, params)
+        pipeline = fit_pipeline(taxonomy, examples, params)
+
+    if cv_result is None:
+        metrics, temperature, folds = None, 1.0, 0
+        threshold, source = params.default_threshold, "default (too few examples to measure)"
+    else:
+        metrics, temperature, folds = cv_result.metrics, cv_result.temperature, cv_result.folds
+        threshold = choose_threshold(metrics.thresholds, params.target_precision)
+        source = f"cross-validation, routed precision target {params.target_precision}"
+
+    # Fold the temperature into the classifier, so predict_proba itself is calibrated.
+    clf = pipeline.named_steps["clf"]
+    clf.coef_ = clf.coef_ / temperature
+    clf.intercept_ = clf.intercept_ / temperature
+
+    counts = Counter(t.team for t in examples)
+    report = TrainingReport(
+        teams=list(taxonomy.ids),
+        data_sha256=dataset_sha256(taxonomy, examples),
+        n_examples=len(examples),
+        examples_per_team={team_id: counts.get(team_id, 0) for team_id in taxonomy.ids},
+        cold_start_teams=[team_id for team_id in taxonomy.ids if not counts.get(team_id)],
+        folds=folds,
+        temperature=temperature,
+        threshold=threshold,
+        threshold_source=source,
+        cv=metrics,
+        seconds=time.perf_counter() - started,
+    )
+    return TrainedModel(pipeline, taxonomy.ids, threshold, params, report)
+

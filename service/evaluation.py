@@ -1,0 +1,87 @@
+"""The ``evaluate`` command's work: cross-validation, an optional held-out test, report files."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import msgspec
+
+from model.dataset import example_files, load_examples, load_training_data
+from model.inference import Classifier
+from model.evaluation import Metrics, choose_threshold, evaluate_classifier, plot_confusion
+from model.registry import Registry
+from model.training import TrainingParams, cross_validate, train
+from service.settings import Settings
+from service.trainer import training_params
+
+__all__ = ["EvaluationResult", "run_evaluation"]
+
+
+class EvaluationResult(msgspec.Struct):
+    """What ``evaluate`` measured and where it wrote it."""
+
+    created_at: str
+    training_data: str
+    folds: int
+    target_precision: float
+    threshold: float | None
+    cv: Metrics | None
+    holdout_file: str | None = None
+    holdout_model: str | None = None
+    holdout: Metrics | None = None
+    files: list[str] = []
+
+
+def run_evaluation(
+    settings: Settings,
+    folds: int,
+    holdout: Path | None,
+    model_version: str | None,
+    out_dir: Path,
+) -> EvaluationResult:
+    """Cross-validate on the training examples; test on ``holdout`` if given; write JSON and PNGs."""
+    data = load_training_data(settings.training_data)
+    params: TrainingParams = msgspec.structs.replace(training_params(settings), folds=folds)
+    cv = cross_validate(data.taxonomy, data.examples, params)
+    result = EvaluationResult(
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        training_data=str(settings.training_data),
+        folds=cv.folds if cv else 0,
+        target_precision=settings.target_precision,
+        threshold=choose_threshold(cv.metrics.thresholds, settings.target_precision) if cv else None,
+        cv=cv.metrics if cv else None,
+    )
+    if holdout is not None:
+        if model_version:
+            registry = Registry(settings.registry_dir)
+            version = registry.active_version() if model_version == "active" else model_version
+            loaded = registry.load_active() if model_version == "active" else registry.load(model_version)
+            classifier = loaded.classifier(settings.max_text_chars)
+            label = version or "active"
+        else:
+            trained = train(data.taxonomy, data.examples, params)
+            classifier = Classifier(trained.pipeline, trained.teams, trained.threshold, "fresh", settings.max_text_chars)
+            label = "fresh model trained on all examples"
+        # The file may name teams the model does not know; those are validated against no taxonomy.
+        tickets = load_examples(example_files(holdout), None)
+        result.holdout_file = str(holdout)
+        result.holdout_model = label
+        result.holdout = evaluate_classifier(
+            classifier.proba_many, classifier.teams, [(t.title, t.body, t.team) for t in tickets]
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    files = []
+    if result.cv is not None:
+        png = out_dir / f"confusion-cv-{stamp}.png"
+        plot_confusion(result.cv, png, "Cross-validation")
+        files.append(str(png))
+    if result.holdout is not None:
+        png = out_dir / f"confusion-holdout-{stamp}.png"
+        plot_confusion(result.holdout, png, f"Held-out: {holdout.name if holdout else ''}")
+        files.append(str(png))
+    report = out_dir / f"evaluation-{stamp}.json"
+    result.files = [*files, str(report)]
+    report.write_bytes(msgspec.json.format(msgspec.json.encode(result)))
+    return result

@@ -1,0 +1,144 @@
+"""Classification endpoints: one ticket, or a batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import anyio
+import msgspec
+from litestar import Request, Response, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example, Operation, RequestBody
+from litestar.openapi.spec import OpenAPIMediaType
+from litestar.params import Body
+
+from model.decision import Decision
+from model.text import compose
+from service.errors import BadRequestError, PayloadTooLargeError, UnprocessableError, UnsupportedMediaError
+from service.openapi import inline_schema
+from service.runtime import Runtime, decision_record, new_id
+from service.schemas import BatchRequest, BatchResponse, ClassifyRequest
+
+__all__ = ["classify", "classify_batch"]
+
+DECISION_EXAMPLE = {
+    "team": "SRE",
+    "confidence": 0.87,
+    "abstained": False,
+    "scores": {"Development": 0.03, "DevOps": 0.06, "SRE": 0.87, "Platform": 0.04},
+    "explanation": [{"term": "p99 latency", "weight": 0.41}, {"term": "503", "weight": 0.12}],
+    "model_version": "20261126T194000Z-3f2a1c",
+}
+TICKET_EXAMPLE = {
+    "title": "p99 latency above 2s on checkout since 14:05",
+    "body": "Grafana shows 503s from the payments service in eu-west-1; customers see timeouts.",
+}
+BATCH_EXAMPLE = {
+    "items": [
+        {"id": "OPS-12", **TICKET_EXAMPLE},
+        {"id": "OPS-13", "title": "Release workflow fails to publish the npm package", "body": ""},
+    ]
+}
+
+
+@post(
+    "/v1/classify",
+    status_code=200,
+    summary="Classify one ticket",
+    description="Returns the owning team with a calibrated score for every team. The audit id of the"
+    " decision is in the `X-Decision-Id` header (use it for feedback).",
+    tags=["classify"],
+    response_headers=[],
+    responses={
+        200: ResponseSpec(
+            data_container=Decision,
+            description="The decision",
+            examples=[Example(id="decision", summary="A confident SRE decision", value=DECISION_EXAMPLE)],
+        )
+    },
+)
+async def classify(
+    data: Annotated[
+        ClassifyRequest,
+        Body(examples=[Example(id="ticket", summary="A production symptom", value=TICKET_EXAMPLE)]),
+    ],
+    runtime: Runtime,
+) -> Response[Decision]:
+    """Classify one ticket."""
+    classifier = runtime.holder.classifier
+    title, body = data.parts
+    decision = await anyio.to_thread.run_sync(classifier.decide, title, body)
+    decision_id = new_id()
+    await runtime.audit.record([decision_record(decision, "api", compose(title, body), record_id=decision_id)])
+    return Response(decision, headers={"X-Decision-Id": decision_id})
+
+
+@dataclass
+class _BatchOperation(Operation):
+    """The batch body is decoded by the handler (JSON or NDJSON), so its schema is declared here."""
+
+    request_body: RequestBody | None = field(
+        default_factory=lambda: RequestBody(
+            required=True,
+            description="A JSON object with `items`, or (with `Content-Type: application/x-ndjson`)"
+            " one ticket object per line, any number of lines.",
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=inline_schema(BatchRequest),  # type: ignore[arg-type]
+                    examples={"batch": Example(summary="Two tickets", value=BATCH_EXAMPLE)},
+                ),
+            },
+        )
+    )
+
+
+_batch_decoder = msgspec.json.Decoder(BatchRequest)
+
+
+def decode_batch(body: bytes, limit: int) -> BatchRequest:
+    """Decode a JSON batch body; malformed JSON is a 400, invalid fields a 422, too many items a 413."""
+    if not body.strip():
+        raise BadRequestError("the request body is empty; send a JSON object with `items`")
+    try:
+        batch = _batch_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise UnprocessableError(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise BadRequestError(f"the body is not valid JSON: {exc}") from None
+    if len(batch.items) > limit:
+        raise PayloadTooLargeError(
+            f"a batch holds at most {limit} items, this one has {len(batch.items)};"
+            " split it, or stream it as application/x-ndjson"
+        )
+    return batch
+
+
+@post(
+    "/v1/classify/batch",
+    status_code=200,
+    summary="Classify a batch of tickets",
+    description="One decision per item, in input order, each with the item's `id` when given.",
+    tags=["classify"],
+    operation_class=_BatchOperation,
+    responses={
+        200: ResponseSpec(
+            data_container=BatchResponse,
+            description="Decisions in input order",
+            examples=[Example(id="batch", value={"results": [{**DECISION_EXAMPLE, "id": "OPS-12"}]})],
+        )
+    },
+)
+async def classify_batch(request: Request[Any, Any, Any], runtime: Runtime) -> Response[BatchResponse]:
+    """Classify many tickets in one vectorised pass."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaError(f"send application/json, not {media!r}")
+    classifier = runtime.holder.classifier
+    batch = decode_batch(await request.body(), runtime.settings.batch_limit)
+    items = [(None if item.id is None else str(item.id), *item.parts) for item in batch.items]
+    decisions = await anyio.to_thread.run_sync(classifier.decide_many, items)
+    await runtime.audit.record(
+        [decision_record(d, "batch", compose(title, body)) for d, (_, title, body) in zip(decisions, items, strict=True)]
+    )
+    return Response(BatchResponse(results=decisions))

@@ -1,0 +1,32 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import anyio
+from litestar import get
+
+from service.errors import UnavailableError
+from service.runtime import Runtime
+from service.schemas import Health
+from service.store import StoreError
+
+__all__ = ["healthz", "readyz"]
+
+
+@get("/healthz", summary="Liveness", tags=["operations"])
+async def healthz() -> Health:
+    """The process is up and answering."""
+    return Health(status="ok")
+
+
+@get("/readyz", summary="Readiness", tags=["operations"])
+async def readyz(runtime: Runtime) -> Health:
+    """Ready when a model is loaded and the database answers; 503 otherwise."""
+    version = runtime.holder.version
+    if version is None:
+        raise UnavailableError(runtime.holder.last_error or "no model is loaded")
+    try:
+        await anyio.to_thread.run_sync(runtime.store.ping)
+    except StoreError as exc:
+        raise UnavailableError(str(exc)) from None
+    return Health(status="ready", model_version=version)

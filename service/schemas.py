@@ -1,0 +1,134 @@
+"""Request and response bodies of the HTTP API (our own API: unknown fields are refused)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from model.decision import Decision
+from model.registry import Manifest
+
+__all__ = [
+    "BatchItem",
+    "BatchRequest",
+    "BatchResponse",
+    "ClassifyRequest",
+    "Health",
+    "ModelDetail",
+    "ModelSummary",
+    "ModelsResponse",
+    "Problem",
+    "TeamOut",
+    "TeamsResponse",
+]
+
+ItemId = Annotated[str, Meta(min_length=1, max_length=200)] | int
+
+
+class _Ticket(msgspec.Struct, forbid_unknown_fields=True):
+    title: str | None = None
+    body: str | None = None
+    text: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.text is not None and (self.title is not None or self.body is not None):
+            raise ValueError("give either `text` or `title`/`body`, not both")
+        if not any(part and part.strip() for part in (self.title, self.body, self.text)):
+            raise ValueError("the ticket is empty: give a non-blank `title`, `body` or `text`")
+
+    @property
+    def parts(self) -> tuple[str | None, str | None]:
+        """Title and body as the classifier takes them."""
+        if self.text is not None:
+            return self.text, None
+        return self.title, self.body
+
+
+class ClassifyRequest(_Ticket, forbid_unknown_fields=True):
+    """One ticket: ``title`` and ``body``, or ``text`` standing for both."""
+
+
+class BatchItem(_Ticket, forbid_unknown_fields=True):
+    """One ticket of a batch, with an optional id echoed in its decision."""
+
+    id: ItemId | None = None
+
+
+class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Tickets to classify together; results come back in the same order."""
+
+    items: Annotated[list[BatchItem], Meta(min_length=1)]
+
+
+class BatchResponse(msgspec.Struct):
+    """One decision per item, in input order."""
+
+    results: list[Decision]
+
+
+class TeamOut(msgspec.Struct):
+    """A team of the taxonomy in use, with its label name in each tracker."""
+
+    id: str
+    name: str
+    description: str
+    responsibilities: list[str]
+    terms: list[str]
+    labels: dict[str, str]
+
+
+class TeamsResponse(msgspec.Struct):
+    """The taxonomy the active model routes to."""
+
+    model_version: str
+    teams: list[TeamOut]
+
+
+class ModelSummary(msgspec.Struct):
+    """A stored model version with its headline metrics."""
+
+    version: str
+    created_at: str
+    active: bool
+    teams: list[str]
+    threshold: float
+    n_examples: int
+    accuracy: float | None
+    macro_f1: float | None
+    ece: float | None
+    note: str
+
+
+class ModelDetail(msgspec.Struct):
+    """One version's manifest and whether it is the active one."""
+
+    active: bool
+    manifest: Manifest
+
+
+class ModelsResponse(msgspec.Struct):
+    """Every stored version, newest first."""
+
+    active: str | None
+    models: list[ModelSummary]
+
+
+class Health(msgspec.Struct, omit_defaults=True):
+    """Liveness or readiness."""
+
+    status: str
+    model_version: str | None = None
+    detail: str | None = None
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """An RFC 9457 problem document (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None

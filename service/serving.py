@@ -1,0 +1,78 @@
+"""The model being served: loaded from the registry, swapped in place when ACTIVE changes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from model.errors import ModelIntegrityError, ModelNotFoundError
+from model.inference import Classifier
+from model.registry import Manifest, Registry
+
+__all__ = ["ModelHolder", "NoModelError"]
+
+log = logging.getLogger("ticket_router.serving")
+
+
+class NoModelError(Exception):
+    """Raised when a decision is asked for while no model is loaded."""
+
+
+class ModelHolder:
+    """Holds the active model; a swap replaces one reference, so a request sees one version only."""
+
+    def __init__(self, registry: Registry, max_chars: int, threshold_override: float | None = None) -> None:
+        self.registry = registry
+        self.max_chars = max_chars
+        self.threshold_override = threshold_override
+        self._current: tuple[Classifier, Manifest] | None = None
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+
+    @property
+    def classifier(self) -> Classifier:
+        """The active classifier; ``NoModelError`` when none is loaded."""
+        current = self._current
+        if current is None:
+            raise NoModelError(self.last_error or "no model is loaded")
+        return current[0]
+
+    @property
+    def manifest(self) -> Manifest | None:
+        """The active model's manifest, if one is loaded."""
+        current = self._current
+        return None if current is None else current[1]
+
+    @property
+    def version(self) -> str | None:
+        """The loaded version, if any."""
+        current = self._current
+        return None if current is None else current[1].version
+
+    def load(self, version: str) -> Manifest:
+        """Load ``version`` from the registry and serve it from now on."""
+        loaded = self.registry.load(version)
+        classifier = loaded.classifier(self.max_chars, self.threshold_override)
+        self._current = (classifier, loaded.manifest)
+        self.last_error = None
+        log.info("serving model %s", version)
+        return loaded.manifest
+
+    def refresh(self) -> bool:
+        """Load the registry's active version if it differs from the one served; True on a swap."""
+        with self._lock:
+            wanted = self.registry.active_version()
+            if wanted is None:
+                if self._current is None:
+                    self.last_error = "no active model: train one with `ticket-router train`"
+                return False
+            if wanted == self.version:
+                return False
+            try:
+                self.load(wanted)
+            except (ModelNotFoundError, ModelIntegrityError) as exc:
+                # Keep serving the previous version; readiness reports the problem.
+                self.last_error = str(exc)
+                log.error("cannot load model %s: %s", wanted, exc)
+                return False
+            return True

@@ -1,0 +1,146 @@
+"""Settings: one frozen object, read from ``TICKET_ROUTER_*`` environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, get_args, get_type_hints
+
+__all__ = ["PREFIX", "Settings", "SettingsError", "WriteBackMode"]
+
+PREFIX = "TICKET_ROUTER_"
+
+WriteBackMode = Literal["label", "label+comment", "dry-run"]
+
+
+class SettingsError(ValueError):
+    """Raised when an environment variable has a value that cannot be used; names the variable."""
+
+
+def _secret() -> str | None:
+    return field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the service and the CLI; tests build it directly.
+
+    Field ``x`` is read from ``TICKET_ROUTER_X``. Secrets are left out of ``repr``.
+    """
+
+    data_dir: Path = Path("./var")
+    training_data: Path = Path("./training_data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "info"
+    admin_token: str | None = _secret()
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    database_url: str | None = field(default=None, repr=False)
+
+    # classification
+    abstain_threshold: float | None = None
+    target_precision: float = 0.9
+    batch_limit: int = 1000
+    max_body_bytes: int = 1_048_576
+    max_text_chars: int = 20_000
+    model_poll_seconds: float = 2.0
+
+    # trackers
+    github_webhook_secret: str | None = _secret()
+    github_token: str | None = _secret()
+    github_api_url: str = "https://api.github.com"
+    gitlab_webhook_token: str | None = _secret()
+    gitlab_signing_token: str | None = _secret()
+    gitlab_token: str | None = _secret()
+    gitlab_url: str = "https://gitlab.com"
+    jira_webhook_secret: str | None = _secret()
+    jira_url: str | None = None
+    jira_email: str | None = None
+    jira_api_token: str | None = _secret()
+    write_back: WriteBackMode = "label"
+
+    @property
+    def registry_dir(self) -> Path:
+        """Where model versions live."""
+        return self.data_dir / "models"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The embedded database file, used when ``database_url`` is unset."""
+        return self.data_dir / "ticket-router.sqlite3"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``TICKET_ROUTER_*`` variables (``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            name = PREFIX + f.name.upper()
+            raw = env.get(name)
+            if raw is None:
+                continue
+            values[f.name] = _parse(name, raw.strip(), hints[f.name])
+        try:
+            return cls(**values)  # type: ignore[arg-type]
+        except TypeError as exc:  # pragma: no cover - every field has a default
+            raise SettingsError(str(exc)) from None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (1 <= self.port <= 65535, "TICKET_ROUTER_PORT must be between 1 and 65535"),
+            (self.workers >= 1, "TICKET_ROUTER_WORKERS must be at least 1"),
+            (self.batch_limit >= 1, "TICKET_ROUTER_BATCH_LIMIT must be at least 1"),
+            (self.max_body_bytes >= 1024, "TICKET_ROUTER_MAX_BODY_BYTES must be at least 1024"),
+            (self.max_text_chars >= 100, "TICKET_ROUTER_MAX_TEXT_CHARS must be at least 100"),
+            (0.0 < self.target_precision <= 1.0, "TICKET_ROUTER_TARGET_PRECISION must be in (0, 1]"),
+            (
+                self.abstain_threshold is None or 0.0 <= self.abstain_threshold <= 1.0,
+                "TICKET_ROUTER_ABSTAIN_THRESHOLD must be in [0, 1]",
+            ),
+            (self.model_poll_seconds > 0, "TICKET_ROUTER_MODEL_POLL_SECONDS must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SettingsError(message)
+
+
+def _parse(name: str, raw: str, hint: object) -> object:
+    """Convert one variable's text to the field's type."""
+    options = [a for a in get_args(hint) if a is not type(None)] if _is_optional(hint) else [hint]
+    target = options[0] if options else hint
+    if _is_optional(hint) and raw == "":
+        return None
+    try:
+        if target is Path:
+            return Path(raw)
+        if target is bool:
+            lowered = raw.lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+        if target is int:
+            return int(raw)
+        if target is float:
+            return float(raw)
+        if target == tuple[str, ...]:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if getattr(target, "__origin__", None) is Literal:
+            allowed = get_args(target)
+            if raw not in allowed:
+                raise ValueError(raw)
+            return raw
+        return raw
+    except ValueError:
+        expected = ", ".join(get_args(target)) if getattr(target, "__origin__", None) is Literal else getattr(target, "__name__", str(target))
+        raise SettingsError(f"{name}={raw!r} is not a valid value (expected {expected})") from None
+
+
+def _is_optional(hint: object) -> bool:
+    return type(None) in get_args(hint)

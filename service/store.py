@@ -1,0 +1,216 @@
+"""The store: decisions, corrections, deliveries and jobs in SQLite (default) or PostgreSQL.
+
+One set of SQLAlchemy Core queries serves both backends. Migrations run at start-up under a
+lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so several processes
+starting at once apply each migration exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+__all__ = ["DecisionRecord", "Store", "StoreError", "database_url_for"]
+
+metadata = sa.MetaData()
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("applied_at", sa.Float, nullable=False),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("ticket_ref", sa.String(500), nullable=True, index=True),
+    sa.Column("text_sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("team", sa.String(64), nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("abstained", sa.Boolean, nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("scores", sa.Text, nullable=False),
+)
+
+
+class StoreError(Exception):
+    """Raised when the database cannot be reached or is in an unusable state."""
+
+
+class DecisionRecord(msgspec.Struct, frozen=True):
+    """One row of the audit trail: which ticket went where, by which model version."""
+
+    id: str
+    created_at: float
+    source: str
+    text_sha256: str
+    team: str
+    confidence: float
+    abstained: bool
+    model_version: str
+    scores: dict[str, float]
+    ticket_ref: str | None = None
+
+
+def _m001_decisions(conn: Connection) -> None:
+    decisions.create(conn, checkfirst=True)
+
+
+# (version, name, function). Append only: a released migration never changes.
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "decisions audit trail", _m001_decisions),
+]
+
+_PG_MIGRATION_LOCK = 7_361_227_014
+
+
+def database_url_for(database_url: str | None, sqlite_path: Path) -> str:
+    """The SQLAlchemy URL for a ``TICKET_ROUTER_DATABASE_URL`` value (None means embedded SQLite)."""
+    if not database_url:
+        return f"sqlite:///{sqlite_path}"
+    for prefix in ("postgresql://", "postgres://"):
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg://" + database_url[len(prefix) :]
+    return database_url
+
+
+class Store:
+    """All persistent state besides model artifacts; thread-safe, blocking calls."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connect, configure and migrate; raise ``StoreError`` when the database is unusable."""
+        try:
+            if url.startswith("sqlite"):
+                path = url.removeprefix("sqlite:///")
+                if path and path != ":memory:":
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                engine = sa.create_engine(
+                    url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8, max_overflow=8
+                )
+                _configure_sqlite(engine)
+            else:
+                engine = sa.create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+            store = cls(engine)
+            store.migrate()
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the database: {exc.__class__.__name__}: {exc.orig or exc}") from None
+        return store
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction that holds the database's write lock from its start."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(immediate=True)
+            with conn.begin():
+                yield conn
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations once, even with several processes starting together."""
+        applied_now: list[int] = []
+        with self._write() as conn:
+            if not self.is_sqlite:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+            schema_migrations.create(conn, checkfirst=True)
+            done = {row[0] for row in conn.execute(sa.select(schema_migrations.c.version))}
+            for version, name, apply in MIGRATIONS:
+                if version in done:
+                    continue
+                apply(conn)
+                conn.execute(schema_migrations.insert().values(version=version, name=name, applied_at=time.time()))
+                applied_now.append(version)
+        return applied_now
+
+    def schema_version(self) -> int:
+        """The newest applied migration."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(schema_migrations.c.version))).scalar() or 0)
+
+    def ping(self) -> None:
+        """Raise ``StoreError`` unless the database answers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"database unavailable: {exc.__class__.__name__}") from None
+
+    # -- decisions ------------------------------------------------------------------------
+
+    def add_decisions(self, records: Sequence[DecisionRecord]) -> None:
+        """Insert audit rows in one transaction."""
+        if not records:
+            return
+        rows = [_decision_row(r) for r in records]
+        with self._write() as conn:
+            conn.execute(decisions.insert(), rows)
+
+    def get_decision(self, decision_id: str) -> DecisionRecord | None:
+        """One audit row by id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(decisions).where(decisions.c.id == decision_id)).mappings().first()
+        return None if row is None else _decision_from_row(row)
+
+    def recent_decisions(self, limit: int = 100, ticket_ref: str | None = None) -> list[DecisionRecord]:
+        """The newest audit rows first, optionally for one ticket."""
+        query = sa.select(decisions).order_by(decisions.c.created_at.desc()).limit(limit)
+        if ticket_ref is not None:
+            query = query.where(decisions.c.ticket_ref == ticket_ref)
+        with self.engine.connect() as conn:
+            return [_decision_from_row(row) for row in conn.execute(query).mappings()]
+
+    def count_decisions(self) -> int:
+        """How many decisions the audit trail holds."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar() or 0)
+
+
+def _decision_row(record: DecisionRecord) -> dict[str, Any]:
+    row = msgspec.structs.asdict(record)
+    row["scores"] = msgspec.json.encode(record.scores).decode()
+    return row
+
+
+def _decision_from_row(row: Any) -> DecisionRecord:
+    values = dict(row)
+    values["scores"] = msgspec.json.decode(values["scores"])
+    values["abstained"] = bool(values["abstained"])
+    return DecisionRecord(**values)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, sane durability and explicit transactions (the driver's implicit ones are off)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
