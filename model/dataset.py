@@ -80,9 +80,7 @@ def parse_example_lines(
             problems.append(Problem(source, number, f"malformed JSON: {exc}"))
             continue
         if known is not None and row.team not in known:
-            problems.append(
-                Problem(source, number, f"unknown team {row.team!r}; the taxonomy has {sorted(known)}")
-            )
+            problems.append(Problem(source, number, f"unknown team {row.team!r}; the taxonomy has {sorted(known)}"))
             continue
         if row.text is not None and (row.title is not None or row.body is not None):
             problems.append(Problem(source, number, "give either 'text' or 'title'/'body', not both"))
@@ -92,13 +90,16 @@ def parse_example_lines(
         if not (title.strip() or body.strip()):
             problems.append(Problem(source, number, "empty text: the ticket has no title, body or text"))
             continue
-        yield number, LabelledTicket(
-            title=title,
-            body=body,
-            team=row.team,
-            id=None if row.id is None else str(row.id),
-            source=row.source,
-            origin=f"{source}:{number}",
+        yield (
+            number,
+            LabelledTicket(
+                title=title,
+                body=body,
+                team=row.team,
+                id=None if row.id is None else str(row.id),
+                source=row.source,
+                origin=f"{source}:{number}",
+            ),
         )
 
 
@@ -128,9 +129,7 @@ def load_examples(paths: Sequence[Path], taxonomy: Taxonomy | None) -> Dataset:
             for number, ticket in parse_example_lines(handle, str(path), taxonomy, problems):
                 key = fingerprint(ticket.text)
                 if key in first_seen:
-                    problems.append(
-                        Problem(str(path), number, f"duplicate of the ticket at {first_seen[key]}")
-                    )
+                    problems.append(Problem(str(path), number, f"duplicate of the ticket at {first_seen[key]}"))
                     continue
                 first_seen[key] = f"{path}:{number}"
                 tickets.append(ticket)

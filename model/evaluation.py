@@ -166,7 +166,7 @@ def evaluate_classifier(
     teams: Sequence[str],
     tickets: Sequence[tuple[str, str, str]],
 ) -> Metrics:
-    """Metrics of a model on labelled ``(title, body, team)`` tickets; tickets of teams it does not know are left out."""
+    """Metrics of a model on labelled ``(title, body, team)`` tickets (teams it does not know are left out)."""
     index = {team: i for i, team in enumerate(teams)}
     known = [(title, body, team) for title, body, team in tickets if team in index]
     proba = proba_of([(title, body) for title, body, _ in known]) if known else np.zeros((0, len(teams)))

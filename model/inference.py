@@ -158,9 +158,7 @@ class Classifier:
         indices, values = self._features(text)
         return self._decision(self._proba(indices, values), indices, values, item_id, truncated)
 
-    def decide_many(
-        self, items: Sequence[tuple[str | None, str | None, str | None]]
-    ) -> list[Decision]:
+    def decide_many(self, items: Sequence[tuple[str | None, str | None, str | None]]) -> list[Decision]:
         """Classify ``(id, title, body)`` items in one vectorised pass; results keep input order."""
         if not items:
             return []

@@ -233,7 +233,9 @@ class Registry:
         manifest = self.manifest(version)
         wanted = manifest.libraries
         have = current_libraries()
-        mismatched = [f"{name} {wanted.get(name)} (installed {have[name]})" for name in have if wanted.get(name) != have[name]]
+        mismatched = [
+            f"{name} {wanted.get(name)} (installed {have[name]})" for name in have if wanted.get(name) != have[name]
+        ]
         if mismatched:
             raise ModelIntegrityError(
                 f"model {version} was trained with different libraries: {', '.join(mismatched)};"

@@ -271,4 +271,3 @@ def train(
         seconds=time.perf_counter() - started,
     )
     return TrainedModel(pipeline, taxonomy.ids, threshold, params, report)
-

@@ -165,20 +165,31 @@ def _print_metrics(metrics: Metrics, title: str) -> None:
     thresholds = Table(title="abstain thresholds")
     for column in ("threshold", "routed", "precision of routed", "abstained"):
         thresholds.add_column(column, justify="right")
-    for row in metrics.thresholds:
-        precision = "-" if row.precision is None else f"{row.precision:.3f}"
-        thresholds.add_row(f"{row.threshold:.2f}", f"{row.routed:.3f}", precision, f"{row.abstained:.3f}")
+    for step in metrics.thresholds:
+        precision = "-" if step.precision is None else f"{step.precision:.3f}"
+        thresholds.add_row(f"{step.threshold:.2f}", f"{step.routed:.3f}", precision, f"{step.abstained:.3f}")
     out.print(thresholds)
 
 
 @main.command()
-@click.option("--holdout", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Labelled JSONL to test on.")
-@click.option("--model", "model_version", help="Test a stored version (or 'active') on the holdout instead of a fresh model.")
+@click.option(
+    "--holdout", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Labelled JSONL to test on."
+)
+@click.option(
+    "--model", "model_version", help="Test a stored version (or 'active') on the holdout instead of a fresh model."
+)
 @click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Where to write report.json and confusion PNGs [default: <data dir>/reports].")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write report.json and confusion PNGs [default: <data dir>/reports].",
+)
 @click.pass_context
 @_friendly
-def evaluate(ctx: click.Context, holdout: Path | None, model_version: str | None, folds: int, out_dir: Path | None) -> None:
+def evaluate(
+    ctx: click.Context, holdout: Path | None, model_version: str | None, folds: int, out_dir: Path | None
+) -> None:
     """Cross-validate on the training examples and optionally test on a held-out file."""
     from service.evaluation import run_evaluation
 
@@ -282,8 +293,13 @@ def models_list(ctx: click.Context, as_json: bool) -> None:
     active = registry.active_version()
     if as_json:
         rows = [
-            {"version": m.version, "active": m.version == active, "created_at": m.created_at,
-             "macro_f1": m.report.cv.macro_f1 if m.report.cv else None, "note": m.note}
+            {
+                "version": m.version,
+                "active": m.version == active,
+                "created_at": m.created_at,
+                "macro_f1": m.report.cv.macro_f1 if m.report.cv else None,
+                "note": m.note,
+            }
             for m in manifests
         ]
         click.echo(msgspec.json.encode(rows).decode())

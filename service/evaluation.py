@@ -8,8 +8,8 @@ from pathlib import Path
 import msgspec
 
 from model.dataset import example_files, load_examples, load_training_data
-from model.inference import Classifier
 from model.evaluation import Metrics, choose_threshold, evaluate_classifier, plot_confusion
+from model.inference import Classifier
 from model.registry import Registry
 from model.training import TrainingParams, cross_validate, train
 from service.settings import Settings
@@ -61,7 +61,9 @@ def run_evaluation(
             label = version or "active"
         else:
             trained = train(data.taxonomy, data.examples, params)
-            classifier = Classifier(trained.pipeline, trained.teams, trained.threshold, "fresh", settings.max_text_chars)
+            classifier = Classifier(
+                trained.pipeline, trained.teams, trained.threshold, "fresh", settings.max_text_chars
+            )
             label = "fresh model trained on all examples"
         # The file may name teams the model does not know; those are validated against no taxonomy.
         tickets = load_examples(example_files(holdout), None)

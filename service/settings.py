@@ -138,7 +138,11 @@ def _parse(name: str, raw: str, hint: object) -> object:
             return raw
         return raw
     except ValueError:
-        expected = ", ".join(get_args(target)) if getattr(target, "__origin__", None) is Literal else getattr(target, "__name__", str(target))
+        expected = (
+            ", ".join(get_args(target))
+            if getattr(target, "__origin__", None) is Literal
+            else getattr(target, "__name__", str(target))
+        )
         raise SettingsError(f"{name}={raw!r} is not a valid value (expected {expected})") from None
 
 

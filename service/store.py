@@ -111,7 +111,7 @@ class Store:
             store = cls(engine)
             store.migrate()
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the database: {exc.__class__.__name__}: {exc.orig or exc}") from None
+            raise StoreError(f"cannot open the database: {exc.__class__.__name__}: {exc}") from None
         return store
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ from litestar import get
 from model.registry import Manifest
 from model.taxonomy import TRACKERS, Team
 from service.runtime import Runtime
-from service.schemas import ModelDetail, ModelSummary, ModelsResponse, TeamOut, TeamsResponse
+from service.schemas import ModelDetail, ModelsResponse, ModelSummary, TeamOut, TeamsResponse
 
 __all__ = ["get_model", "list_models", "list_teams"]
 

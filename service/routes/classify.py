@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
 import msgspec
 from litestar import Request, Response, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Example, Operation, RequestBody
-from litestar.openapi.spec import OpenAPIMediaType
+from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestBody
 from litestar.params import Body
 
 from model.decision import Decision
@@ -78,8 +77,8 @@ async def classify(
 class _BatchOperation(Operation):
     """The batch body is decoded by the handler (JSON or NDJSON), so its schema is declared here."""
 
-    request_body: RequestBody | None = field(
-        default_factory=lambda: RequestBody(
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
             required=True,
             description="A JSON object with `items`, or (with `Content-Type: application/x-ndjson`)"
             " one ticket object per line, any number of lines.",
@@ -90,7 +89,6 @@ class _BatchOperation(Operation):
                 ),
             },
         )
-    )
 
 
 _batch_decoder = msgspec.json.Decoder(BatchRequest)
@@ -139,6 +137,9 @@ async def classify_batch(request: Request[Any, Any, Any], runtime: Runtime) -> R
     items = [(None if item.id is None else str(item.id), *item.parts) for item in batch.items]
     decisions = await anyio.to_thread.run_sync(classifier.decide_many, items)
     await runtime.audit.record(
-        [decision_record(d, "batch", compose(title, body)) for d, (_, title, body) in zip(decisions, items, strict=True)]
+        [
+            decision_record(d, "batch", compose(title, body))
+            for d, (_, title, body) in zip(decisions, items, strict=True)
+        ]
     )
     return Response(BatchResponse(results=decisions))

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.evaluation import (
+    ThresholdRow,
+    choose_threshold,
+    compute_metrics,
+    expected_calibration_error,
+    threshold_table,
+)
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy() -> None:
+    confidence = np.array([0.75] * 4)
+    correct = np.array([True, True, True, False])
+    assert expected_calibration_error(confidence, correct) == pytest.approx(0.0)
+
+
+def test_ece_measures_overconfidence_per_bin() -> None:
+    # Bin (0.9, 1.0]: confidence 0.95, accuracy 0.5; bin (0.5, 0.6]: confidence 0.55, accuracy 1.0.
+    confidence = np.array([0.95, 0.95, 0.55, 0.55])
+    correct = np.array([True, False, True, True])
+    assert expected_calibration_error(confidence, correct) == pytest.approx(0.5 * 0.45 + 0.5 * 0.45)
+
+
+def test_threshold_table_counts_routed_and_precision() -> None:
+    rows = threshold_table(np.array([0.9, 0.8, 0.4, 0.3]), np.array([True, True, False, True]), (0.0, 0.5, 0.95))
+    assert rows[0] == ThresholdRow(threshold=0.0, routed=1.0, precision=0.75, abstained=0.0)
+    assert rows[1] == ThresholdRow(threshold=0.5, routed=0.5, precision=1.0, abstained=0.5)
+    assert rows[2] == ThresholdRow(threshold=0.95, routed=0.0, precision=None, abstained=1.0)
+
+
+def test_choose_threshold_routes_the_most_tickets_that_meet_the_target() -> None:
+    rows = [
+        ThresholdRow(0.3, 1.0, 0.80, 0.0),
+        ThresholdRow(0.5, 0.8, 0.91, 0.2),
+        ThresholdRow(0.7, 0.5, 0.97, 0.5),
+    ]
+    assert choose_threshold(rows, 0.9) == 0.5
+    assert choose_threshold(rows, 0.95) == 0.7
+    assert choose_threshold(rows, 0.99) == 0.7  # unreachable: the most precise one
+
+
+def test_metrics_per_team_and_confusion() -> None:
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    metrics = compute_metrics(["A", "B"], np.array([0, 1, 1, 1]), proba)
+    assert metrics.confusion == [[1, 0], [1, 2]]
+    assert metrics.accuracy == pytest.approx(0.75)
+    assert metrics.per_team["A"].precision == pytest.approx(0.5)
+    assert metrics.per_team["B"].recall == pytest.approx(2 / 3)
+    assert metrics.macro_f1 == pytest.approx((2 / 3 + 0.8) / 2)

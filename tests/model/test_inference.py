@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import random
+import string
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.dataset import LabelledTicket, load_examples
+from model.inference import Classifier
+from model.taxonomy import load_taxonomy, parse_taxonomy
+from model.text import compose
+from model.training import train
+
+ROOT = Path(__file__).resolve().parents[2]
+TAXONOMY = load_taxonomy(ROOT / "training_data")
+MINI = load_examples([ROOT / "tests" / "fixtures" / "mini_examples.jsonl"], TAXONOMY)
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    model = train(TAXONOMY, MINI)
+    return Classifier(model.pipeline, model.teams, model.threshold, "test-version", max_chars=5000)
+
+
+def _tickets() -> list[tuple[str, str]]:
+    rng = random.Random(7)
+    words = [w for t in MINI for w in t.text.split()] + ["CrashLoopBackOff", "http_requests_total", "502", "p99"]
+    tickets = [(t.title, t.body) for t in MINI]
+    for _ in range(300):
+        title = " ".join(rng.choice(words) for _ in range(rng.randint(0, 8)))
+        body = " ".join(rng.choice(words) for _ in range(rng.randint(0, 60)))
+        tickets.append((title, body))
+    tickets.append(("".join(rng.choice(string.printable) for _ in range(400)), ""))
+    tickets.append(("zzzz qqqq", "nothing the model knows"))
+    return tickets
+
+
+def test_fast_path_reproduces_predict_proba(classifier: Classifier) -> None:
+    tickets = _tickets()
+    expected = classifier.pipeline.predict_proba([compose(t, b) for t, b in tickets])
+    fast = np.vstack([classifier.proba(compose(t, b)) for t, b in tickets])
+    assert np.abs(fast - expected).max() < 1e-12
+
+
+def test_batch_path_equals_single_decisions(classifier: Classifier) -> None:
+    tickets = _tickets()
+    many = classifier.decide_many([(str(i), t, b) for i, (t, b) in enumerate(tickets)])
+    for i, ((title, body), decision) in enumerate(zip(tickets, many, strict=True)):
+        single = classifier.decide(title, body, item_id=str(i))
+        assert decision.team == single.team
+        assert decision.id == str(i)
+        assert decision.scores == pytest.approx(single.scores, abs=1e-12)
+        assert [t.term for t in decision.explanation] == [t.term for t in single.explanation]
+
+
+def test_decision_object(classifier: Classifier) -> None:
+    decision = classifier.decide("Pods OOMKilled in production", "memory limit too low, alert firing")
+    assert decision.team == "SRE"
+    assert set(decision.scores) == set(TAXONOMY.ids)
+    assert sum(decision.scores.values()) == pytest.approx(1.0)
+    assert decision.confidence == max(decision.scores.values()) == decision.scores["SRE"]
+    assert decision.abstained is (decision.confidence < classifier.threshold)
+    assert decision.model_version == "test-version"
+    assert decision.explanation, "the decision names the terms that pushed it"
+    text = "pods oomkilled in production memory limit too low alert firing"
+    for term in decision.explanation:
+        assert all(word in text for word in term.term.split())
+        assert term.weight > 0
+    assert [t.weight for t in decision.explanation] == sorted((t.weight for t in decision.explanation), reverse=True)
+
+
+def test_title_and_body_both_count(classifier: Classifier) -> None:
+    title_only = classifier.decide("Question about the service")
+    with_body = classifier.decide("Question about the service", "the terraform plan fails in the deploy pipeline")
+    assert title_only.scores != with_body.scores
+    assert with_body.team == "DevOps"
+
+
+def test_long_texts_are_truncated_and_flagged(classifier: Classifier) -> None:
+    decision = classifier.decide("Outage", "error " * 5000)
+    assert decision.truncated is True
+    assert classifier.decide("Outage", "error").truncated is False
+
+
+def test_two_team_taxonomy() -> None:
+    taxonomy = parse_taxonomy(
+        '[[teams]]\nid="Web"\nname="Web"\ndescription="Owns the website pages, buttons and forms."\n'
+        '[[teams]]\nid="Data"\nname="Data"\ndescription="Owns the warehouse, ETL jobs and analytics dashboards."\n'
+    )
+    examples = [LabelledTicket("Signup button misaligned", "", "Web"), LabelledTicket("ETL job late", "", "Data")]
+    model = train(taxonomy, examples)
+    classifier = Classifier(model.pipeline, model.teams, model.threshold, "v")
+    decision = classifier.decide("The nightly ETL job into the warehouse failed")
+    assert decision.team == "Data"
+    assert list(decision.scores) == ["Web", "Data"]
+    expected = model.pipeline.predict_proba([compose("The nightly ETL job into the warehouse failed", "")])[0]
+    assert (
+        np.abs(classifier.proba(compose("The nightly ETL job into the warehouse failed", "")) - expected).max() < 1e-12
+    )

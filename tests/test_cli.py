@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from service.cli import main
+from tests.conftest import FIXTURES, ROOT, make_training_data
+from tests.test_deploy import healthcheck_command
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    training = make_training_data(tmp_path / "training_data")
+    return {"TICKET_ROUTER_DATA_DIR": str(tmp_path / "var"), "TICKET_ROUTER_TRAINING_DATA": str(training)}
+
+
+def run(env: dict[str, str], *args: str, input: str | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), env=env, input=input, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_train_classify_and_models(env: dict[str, str], tmp_path: Path) -> None:
+    code, output = run(env, "train", "--note", "first")
+    assert code == 0, output
+    assert "cross-validation" in output and "macro-F1" in output
+    code, output = run(env, "train", "--json", "--no-activate")
+    assert code == 0
+    second = json.loads(output)["version"]
+
+    code, output = run(env, "classify", "--json", "Upgrade the EKS clusters to Kubernetes 1.30")
+    assert code == 0
+    decision = json.loads(output)
+    assert decision["team"] == "Platform"
+    assert set(decision) == {"team", "confidence", "abstained", "scores", "explanation", "model_version"}
+    assert decision["model_version"] != second, "the second version was not activated"
+
+    code, output = run(env, "classify", "--title", "Disk full on db-1", "--body", "writes failing in production")
+    assert code == 0 and "SRE" in output and "because of" in output
+    code, output = run(env, "classify", "-", input="terraform apply fails in the staging pipeline\n")
+    assert code == 0 and "DevOps" in output
+
+    code, output = run(env, "models", "list", "--json")
+    rows = json.loads(output)
+    assert [r["active"] for r in rows].count(True) == 1
+    first = next(r["version"] for r in rows if r["active"])
+    assert run(env, "models", "activate", second)[0] == 0
+    assert (tmp_path / "var" / "models" / "ACTIVE").read_text().strip() == second
+    code, output = run(env, "models", "rollback")
+    assert code == 0 and first in output
+    code, output = run(env, "models", "show", first)
+    assert json.loads(output)["note"] == "first"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["classify", "anything"], "no active model"),
+        (["models", "activate", "20991231T000000Z-abcdef"], "no model version"),
+        (["models", "rollback"], "no active model"),
+        (["classify"], "nothing to classify"),
+    ],
+)
+def test_errors_are_one_clear_line(env: dict[str, str], args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_settings_are_named(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(main, ["models", "list"], env={**env, "TICKET_ROUTER_PORT": "eighty"})
+    assert result.exit_code != 0
+    assert "TICKET_ROUTER_PORT='eighty'" in result.output
+
+
+def test_validate_names_file_and_line(env: dict[str, str], tmp_path: Path) -> None:
+    code, output = run(env, "validate")
+    assert code == 0 and "48 valid examples" in output
+    bad = tmp_path / "training_data" / "examples" / "bad.jsonl"
+    bad.write_text('{"title": "ok", "team": "SRE"}\n{"title": "", "team": "SRE"}\n{"title": "y", "team": "Sales"}\n')
+    result = CliRunner().invoke(main, ["validate"], env=env)
+    assert result.exit_code != 0
+    assert f"{bad}:2: empty text" in result.output
+    assert f"{bad}:3: unknown team 'Sales'" in result.output
+    result = CliRunner().invoke(main, ["train"], env=env)
+    assert result.exit_code != 0 and f"{bad}:2" in result.output
+
+
+def test_evaluate_writes_report_and_confusion_matrices(env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    code, output = run(
+        env, "evaluate", "--folds", "3", "--holdout", str(FIXTURES / "mini_examples.jsonl"), "--out", str(out)
+    )
+    assert code == 0, output
+    assert "3-fold cross-validation" in output and "held-out" in output and "abstain thresholds" in output
+    [report] = list(out.glob("evaluation-*.json"))
+    data = json.loads(report.read_text())
+    assert data["cv"]["n"] == 48 and data["folds"] == 3
+    assert set(data["cv"]) >= {"accuracy", "macro_f1", "ece", "per_team", "confusion", "thresholds"}
+    assert data["holdout"]["n"] == 48
+    assert 0.0 <= data["threshold"] <= 1.0
+    pngs = sorted(p.name.split("-")[1] for p in out.glob("confusion-*.png"))
+    assert pngs == ["cv", "holdout"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in out.glob("*.png"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_on_an_empty_registry_trains_first_then_answers(env: dict[str, str], tmp_path: Path) -> None:
+    port = _free_port()
+    executable = shutil.which("ticket-router", path=str(Path(sys.executable).parent))
+    assert executable, "the console script is installed"
+    process = subprocess.Popen(
+        [executable, "serve", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        ready = None
+        while time.monotonic() < deadline:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                if ready.status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert ready is not None and ready.status_code == 200
+        decision = httpx.post(f"http://127.0.0.1:{port}/v1/classify", json={"title": "Grafana alert firing"}).json()
+        assert decision["model_version"] == ready.json()["model_version"]
+        # The container healthcheck is the same command compose runs.
+        compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+        check = healthcheck_command(compose, port)
+        assert subprocess.run([sys.executable, *check[1:]], timeout=10).returncode == 0
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=20)[0].decode()
+    assert "trained and activated" in output
