@@ -9,11 +9,14 @@ vectorizer's sparse transform once for the whole batch.
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 
 from model.decision import Decision, Term
@@ -22,12 +25,69 @@ from model.text import compose
 __all__ = ["Classifier"]
 
 EXPLAIN_TERMS = 5
+_NO_INDICES: NDArray[np.intp] = np.zeros(0, dtype=np.intp)
+_NO_VALUES: NDArray[np.float64] = np.zeros(0)
+
+
+class _SparseBatch:
+    """CSR parts of a batch's TF-IDF matrix, with each entry's row number."""
+
+    __slots__ = ("data", "indices", "indptr", "n_features", "rows")
+
+    def __init__(
+        self,
+        data: NDArray[np.float64],
+        indices: NDArray[np.intp],
+        indptr: NDArray[np.intp],
+        rows: NDArray[np.intp],
+        n_features: int,
+    ) -> None:
+        self.data, self.indices, self.indptr, self.rows, self.n_features = data, indices, indptr, rows, n_features
+
+    def matrix(self) -> csr_matrix:
+        """The batch as a scipy CSR matrix."""
+        return csr_matrix((self.data, self.indices, self.indptr), shape=(len(self.indptr) - 1, self.n_features))
+
+
+def _fast_analyzer(tfidf: TfidfVectorizer) -> Callable[[str], list[str]]:
+    """The vectorizer's word analyzer, rebuilt without per-call overhead (same features, any order).
+
+    Falls back to scikit-learn's own analyzer for configurations this does not cover.
+    """
+    if (
+        tfidf.analyzer != "word"
+        or tfidf.tokenizer is not None
+        or tfidf.preprocessor is None
+        or tfidf.strip_accents is not None
+        or tfidf.input != "content"
+    ):
+        analyzer: Callable[[str], list[str]] = tfidf.build_analyzer()
+        return analyzer
+    preprocess: Callable[[str], str] = tfidf.preprocessor
+    findall = re.compile(tfidf.token_pattern).findall
+    stop = frozenset(tfidf.get_stop_words() or ())
+    low, high = tfidf.ngram_range
+
+    def analyze(text: str) -> list[str]:
+        tokens: list[str] = findall(preprocess(text))
+        if stop:
+            tokens = [token for token in tokens if token not in stop]
+        grams = list(tokens) if low == 1 else []
+        for n in range(max(low, 2), high + 1):
+            if n == 2:
+                grams += [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+            else:
+                grams += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+        return grams
+
+    return analyze
 
 
 class Classifier:
     """An immutable, thread-safe decision function built from a fitted, calibrated pipeline."""
 
     __slots__ = (
+        "_advantage",
         "_analyzer",
         "_idf",
         "_intercept",
@@ -59,7 +119,7 @@ class Classifier:
         clf = pipeline.named_steps["clf"]
         if tfidf.norm != "l2" or not tfidf.use_idf:
             raise ValueError("the fast path supports l2-normalised TF-IDF only")
-        self._analyzer: Callable[[str], list[str]] = tfidf.build_analyzer()
+        self._analyzer: Callable[[str], list[str]] = _fast_analyzer(tfidf)
         self._vocabulary: dict[str, int] = tfidf.vocabulary_
         self._idf: NDArray[np.float64] = np.asarray(tfidf.idf_, dtype=np.float64)
         self._sublinear: bool = bool(tfidf.sublinear_tf)
@@ -76,6 +136,10 @@ class Classifier:
         # Feature-major, so one ticket's few features are a contiguous row gather.
         self._weights: NDArray[np.float64] = np.ascontiguousarray(coef[order].T)
         self._intercept: NDArray[np.float64] = intercept[order]
+        # How much each feature favours each team over the mean of the others: the explanation.
+        k = self._weights.shape[1]
+        others = (self._weights.sum(axis=1, keepdims=True) - self._weights) / max(k - 1, 1)
+        self._advantage: NDArray[np.float64] = np.ascontiguousarray(self._weights - others)
         self._names: list[str] = [""] * len(self._vocabulary)
         for term, index in self._vocabulary.items():
             self._names[index] = term
@@ -83,21 +147,19 @@ class Classifier:
     # -- the arithmetic -------------------------------------------------------------------
 
     def _features(self, text: str) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-        counts: dict[int, int] = {}
+        counts = Counter(self._analyzer(text))
         vocabulary = self._vocabulary
-        for feature in self._analyzer(text):
-            index = vocabulary.get(feature)
-            if index is not None:
-                counts[index] = counts.get(index, 0) + 1
-        if not counts:
-            return np.zeros(0, dtype=np.intp), np.zeros(0)
-        indices = np.fromiter(sorted(counts), dtype=np.intp, count=len(counts))
-        tf = np.fromiter((counts[i] for i in indices.tolist()), dtype=np.float64, count=len(counts))
+        # Set intersection in C: most n-grams of a ticket are not in the vocabulary.
+        known = list(counts.keys() & vocabulary.keys())
+        if not known:
+            return _NO_INDICES, _NO_VALUES
+        indices = np.fromiter(map(vocabulary.__getitem__, known), dtype=np.intp, count=len(known))
+        tf = np.fromiter(map(counts.__getitem__, known), dtype=np.float64, count=len(known))
         if self._sublinear:
             tf = np.log(tf) + 1.0
         values = tf * self._idf[indices]
-        norm = math.sqrt(float(values @ values))
-        return indices, values / norm
+        values /= math.sqrt(float(values @ values))
+        return indices, values
 
     def _proba(self, indices: NDArray[np.intp], values: NDArray[np.float64]) -> NDArray[np.float64]:
         logits = values @ self._weights[indices] + self._intercept
@@ -113,13 +175,13 @@ class Classifier:
     def _explain(self, indices: NDArray[np.intp], values: NDArray[np.float64], top: int) -> list[Term]:
         if indices.size == 0:
             return []
-        weights = self._weights[indices]
-        others = (weights.sum(axis=1) - weights[:, top]) / max(len(self.teams) - 1, 1)
-        contribution = values * (weights[:, top] - others)
-        order = np.argsort(-contribution, kind="stable")[:EXPLAIN_TERMS]
+        contribution = values * self._advantage[indices, top]
+        # Largest contribution first; ties broken by feature index, so every path agrees.
+        order = np.lexsort((indices, -contribution))[:EXPLAIN_TERMS]
+        names = self._names
         return [
-            Term(term=self._names[int(indices[i])], weight=round(float(contribution[i]), 4))
-            for i in order
+            Term(term=names[int(indices[i])], weight=round(float(contribution[i]), 4))
+            for i in order.tolist()
             if contribution[i] > 0
         ]
 
@@ -132,12 +194,13 @@ class Classifier:
         truncated: bool,
     ) -> Decision:
         top = int(proba.argmax())
-        confidence = float(proba[top])
+        scores = proba.tolist()
+        confidence = scores[top]
         return Decision(
             team=self.teams[top],
             confidence=confidence,
             abstained=confidence < self.threshold,
-            scores={team: float(p) for team, p in zip(self.teams, proba, strict=True)},
+            scores=dict(zip(self.teams, scores, strict=True)),
             explanation=self._explain(indices, values, top),
             model_version=self.version,
             id=item_id,
@@ -163,25 +226,72 @@ class Classifier:
         if not items:
             return []
         prepared = [self._prepare(title, body) for _, title, body in items]
-        matrix: csr_matrix = self.pipeline.named_steps["tfidf"].transform([text for text, _ in prepared])
-        proba = self._softmax_rows(np.asarray(matrix @ self._weights) + self._intercept)
-        indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
-        return [
-            self._decision(
-                proba[row],
-                indices[indptr[row] : indptr[row + 1]],
-                data[indptr[row] : indptr[row + 1]],
-                item_id,
-                truncated,
+        batch = self._batch([text for text, _ in prepared])
+        proba = self._softmax_rows(np.asarray(batch.matrix() @ self._weights) + self._intercept)
+        top = proba.argmax(axis=1)
+        contribution = batch.data * self._advantage[batch.indices, top[batch.rows]]
+        # Sorted by row, then largest contribution, then feature index: each row keeps its own
+        # slice indptr[r]:indptr[r+1], ordered as the single-ticket path orders it.
+        order = np.lexsort((batch.indices, -contribution, batch.rows))
+        term_index = batch.indices[order].tolist()
+        term_weight = contribution[order].tolist()
+        starts = batch.indptr.tolist()
+        names, teams, threshold, version = self._names, self.teams, self.threshold, self.version
+        decisions = []
+        for row, ((item_id, _, _), (_, truncated)) in enumerate(zip(items, prepared, strict=True)):
+            scores = proba[row].tolist()
+            best = int(top[row])
+            first = starts[row]
+            last = min(starts[row + 1], first + EXPLAIN_TERMS)
+            decisions.append(
+                Decision(
+                    team=teams[best],
+                    confidence=scores[best],
+                    abstained=scores[best] < threshold,
+                    scores=dict(zip(teams, scores, strict=True)),
+                    explanation=[
+                        Term(term=names[term_index[i]], weight=round(term_weight[i], 4))
+                        for i in range(first, last)
+                        if term_weight[i] > 0
+                    ],
+                    model_version=version,
+                    id=item_id,
+                    truncated=truncated,
+                )
             )
-            for row, ((item_id, _, _), (_, truncated)) in enumerate(zip(items, prepared, strict=True))
-        ]
+        return decisions
+
+    def _batch(self, texts: Sequence[str]) -> _SparseBatch:
+        """TF-IDF rows for many texts: the vectorizer's transform, built from the fast analyzer."""
+        analyzer, vocabulary = self._analyzer, self._vocabulary
+        vocabulary_keys = vocabulary.keys()
+        all_indices: list[int] = []
+        all_counts: list[int] = []
+        lengths: list[int] = []
+        for text in texts:
+            counts = Counter(analyzer(text))
+            known = list(counts.keys() & vocabulary_keys)
+            all_indices.extend(map(vocabulary.__getitem__, known))
+            all_counts.extend(map(counts.__getitem__, known))
+            lengths.append(len(known))
+        indices = np.array(all_indices, dtype=np.intp)
+        tf = np.array(all_counts, dtype=np.float64)
+        if self._sublinear:
+            tf = np.log(tf) + 1.0
+        data = tf * self._idf[indices]
+        sizes = np.array(lengths, dtype=np.intp)
+        rows = np.repeat(np.arange(len(texts), dtype=np.intp), sizes)
+        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(texts)))
+        if data.size:
+            data /= norms[rows]
+        indptr = np.zeros(len(texts) + 1, dtype=np.intp)
+        np.cumsum(sizes, out=indptr[1:])
+        return _SparseBatch(data=data, indices=indices, indptr=indptr, rows=rows, n_features=len(self._names))
 
     def proba_many(self, tickets: Sequence[tuple[str | None, str | None]]) -> NDArray[np.float64]:
         """Calibrated probabilities for many ``(title, body)`` tickets, one row each."""
-        texts = [self._prepare(title, body)[0] for title, body in tickets]
-        matrix = self.pipeline.named_steps["tfidf"].transform(texts)
-        return self._softmax_rows(np.asarray(matrix @ self._weights) + self._intercept)
+        batch = self._batch([self._prepare(title, body)[0] for title, body in tickets])
+        return self._softmax_rows(np.asarray(batch.matrix() @ self._weights) + self._intercept)
 
     @staticmethod
     def _softmax_rows(logits: NDArray[np.float64]) -> NDArray[np.float64]:

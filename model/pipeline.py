@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 import msgspec
@@ -16,7 +17,7 @@ __all__ = ["PipelineParams", "build_pipeline"]
 
 # Tokens are words of two or more characters that contain a letter, plus three-digit
 # numbers (HTTP statuses such as 502 are strong evidence); other numbers are noise.
-TOKEN_PATTERN = r"(?u)\b(?:(?=\w{2})\w*[^\W\d]\w*|\d{3})\b"  # noqa: S105 - a regex, not a secret
+TOKEN_PATTERN = r"(?u)\b(?:[^\W\d]\w+|\d+[^\W\d]\w*|\d{3})\b"  # noqa: S105 - a regex, not a secret
 
 
 # Function words only. scikit-learn's English list is not used: it drops words such as
@@ -120,7 +121,8 @@ class PipelineParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Hyper-parameters of the pipeline; stored in every manifest."""
 
     ngram_max: Annotated[int, Meta(ge=1, le=3)] = 2
-    min_df: Annotated[int, Meta(ge=1)] = 1
+    # Example terms must occur in this many examples; the taxonomy's own terms always count.
+    min_df: Annotated[int, Meta(ge=1)] = 2
     max_df: Annotated[float, Meta(gt=0.0, le=1.0)] = 1.0
     sublinear_tf: bool = True
     C: Annotated[float, Meta(gt=0.0)] = 10.0
@@ -128,14 +130,18 @@ class PipelineParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_iter: Annotated[int, Meta(ge=100)] = 5000
 
 
-def build_pipeline(params: PipelineParams) -> Pipeline:
-    """An unfitted pipeline; fitting it on the same data always gives the same model."""
+def build_pipeline(params: PipelineParams, vocabulary: Sequence[str] | None = None) -> Pipeline:
+    """An unfitted pipeline; fitting it on the same data always gives the same model.
+
+    With ``vocabulary``, exactly those terms are features and ``min_df`` is not applied again.
+    """
     vectorizer = TfidfVectorizer(
+        vocabulary={term: i for i, term in enumerate(vocabulary)} if vocabulary is not None else None,
         preprocessor=normalise,
         token_pattern=TOKEN_PATTERN,
         ngram_range=(1, params.ngram_max),
-        min_df=params.min_df,
-        max_df=params.max_df,
+        min_df=1 if vocabulary is not None else params.min_df,
+        max_df=1.0 if vocabulary is not None else params.max_df,
         sublinear_tf=params.sublinear_tf,
         stop_words=sorted(STOP_WORDS),
         dtype=float,

@@ -7,7 +7,8 @@ import re
 
 __all__ = ["compose", "fingerprint", "normalise"]
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+# A lower-case letter or digit before a capital, or a capital starting a new capitalised word.
+_CAMEL = re.compile(r"[a-z0-9](?=[A-Z])|[A-Z](?=[A-Z][a-z])")
 _SEPARATORS = re.compile(r"[_\\]+")
 _SPACES = re.compile(r"\s+")
 
@@ -27,7 +28,11 @@ def normalise(text: str) -> str:
     ``CrashLoopBackOff`` and ``http_requests_total`` become words the way people write
     them in prose, so a class or metric name counts as evidence for the words it is made of.
     """
-    return _SEPARATORS.sub(" ", _CAMEL.sub(" ", text)).lower()
+    return _SEPARATORS.sub(" ", _CAMEL.sub(_space_after, text)).lower()
+
+
+def _space_after(match: re.Match[str]) -> str:
+    return match.group() + " "
 
 
 def fingerprint(text: str) -> str:

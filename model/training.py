@@ -138,9 +138,26 @@ def fit_pipeline(
         weights.append(1.0)
     if len(set(labels)) < 2:
         raise TrainingDataError("training needs evidence for at least two teams")
-    pipeline = build_pipeline(params.pipeline)
+    pipeline = build_pipeline(params.pipeline, _vocabulary(taxonomy, examples, params))
     pipeline.fit(texts, np.asarray(labels), clf__sample_weight=np.asarray(weights))
     return pipeline
+
+
+def _vocabulary(taxonomy: Taxonomy, examples: Sequence[LabelledTicket], params: TrainingParams) -> list[str]:
+    """Every term of the taxonomy's documents, plus example terms found in ``min_df`` examples or more.
+
+    Rare example terms are mostly names, ids and typos; the taxonomy's words are kept whatever
+    their count, so a team described in one sentence still has its evidence.
+    """
+    analyzer = build_pipeline(params.pipeline).named_steps["tfidf"].build_analyzer()
+    document_frequency: Counter[str] = Counter()
+    for ticket in examples:
+        document_frequency.update(set(analyzer(ticket.text)))
+    terms = {term for term, count in document_frequency.items() if count >= params.pipeline.min_df}
+    if params.prior_weight > 0:
+        for text, _ in prior_documents(taxonomy):
+            terms.update(analyzer(text))
+    return sorted(terms)
 
 
 def decision_logits(pipeline: Pipeline, texts: Sequence[str], n_teams: int) -> NDArray[np.float64]:
