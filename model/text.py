@@ -7,9 +7,8 @@ import re
 
 __all__ = ["compose", "fingerprint", "normalise"]
 
-# A lower-case letter or digit before a capital, or a capital starting a new capitalised word.
-_CAMEL = re.compile(r"[a-z0-9](?=[A-Z])|[A-Z](?=[A-Z][a-z])")
-_SEPARATORS = re.compile(r"[_\\]+")
+# A lower-case letter or digit followed by a capital: the seam of a camelCase identifier.
+_CAMEL = re.compile(r"[a-z0-9][A-Z]")
 _SPACES = re.compile(r"\s+")
 
 
@@ -26,13 +25,15 @@ def normalise(text: str) -> str:
     """The vectorizer's preprocessor: split identifiers into words and lowercase.
 
     ``CrashLoopBackOff`` and ``http_requests_total`` become words the way people write
-    them in prose, so a class or metric name counts as evidence for the words it is made of.
+    them in prose, so a class or metric name counts as evidence for the words it is made of
+    (runs of capitals stay together: ``OOMKilled`` becomes ``oomkilled``).
     """
-    return _SEPARATORS.sub(" ", _CAMEL.sub(_space_after, text)).lower()
+    return _CAMEL.sub(_split_pair, text.replace("_", " ").replace("\\", " ")).lower()
 
 
-def _space_after(match: re.Match[str]) -> str:
-    return match.group() + " "
+def _split_pair(match: re.Match[str]) -> str:
+    pair = match.group()
+    return f"{pair[0]} {pair[1]}"
 
 
 def fingerprint(text: str) -> str:

@@ -1,0 +1,1 @@
+"""Benchmarks: speed, memory and accuracy. Run them all with ``make bench`` (``python -m bench``)."""

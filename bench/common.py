@@ -1,0 +1,223 @@
+"""Shared pieces of the benchmarks: a trained data dir, a served app, a load generator, memory readings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAINING_DATA = ROOT / "training_data"
+HOLDOUT = ROOT / "bench" / "holdout" / "tickets.jsonl"
+console = Console(highlight=False)
+
+
+def free_port() -> int:
+    """An unused TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def trained_data_dir() -> Iterator[Path]:
+    """A temporary data dir with the default model trained and active."""
+    from service.settings import Settings
+    from service.trainer import train_version
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-"))
+    try:
+        train_version(Settings(data_dir=folder, training_data=TRAINING_DATA), activate=True, note="bench")
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class Server:
+    """A ``ticket-router serve`` process on loopback."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    started_in: float
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server and its worker processes, in MB."""
+        parent = psutil.Process(self.process.pid)
+        processes = [parent, *parent.children(recursive=True)]
+        return sum(p.memory_info().rss for p in processes) / 1e6
+
+    def worker_rss_mb(self) -> list[float]:
+        """Resident memory of each process that serves requests: the workers, or the server itself."""
+        parent = psutil.Process(self.process.pid)
+        workers = [c for c in parent.children(recursive=True) if "resource_tracker" not in " ".join(c.cmdline())]
+        return [p.memory_info().rss / 1e6 for p in (workers or [parent])]
+
+
+@contextlib.contextmanager
+def serve(data_dir: Path, workers: int = 1, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """Start the real CLI server and wait until /readyz answers 200."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "TICKET_ROUTER_DATA_DIR": str(data_dir),
+        "TICKET_ROUTER_TRAINING_DATA": str(TRAINING_DATA),
+        "TICKET_ROUTER_LOG_LEVEL": "warning",
+        **(extra_env or {}),
+    }
+    executable = Path(sys.executable).parent / "ticket-router"
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [str(executable), "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the server did not become ready")
+            time.sleep(0.02)
+        yield Server(process, port, time.perf_counter() - started)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@dataclass
+class LoadResult:
+    """What a load run measured."""
+
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: np.ndarray
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms.size else float("nan")
+
+
+def http_request(method: str, path: str, body: bytes = b"", content_type: str = "application/json") -> bytes:
+    """One raw HTTP/1.1 keep-alive request."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n"
+    if body or method == "POST":
+        head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _load(
+    port: int, requests: list[bytes], concurrency: int, duration: float, rate: float | None, max_requests: int
+) -> LoadResult:
+    latencies: list[float] = []
+    errors = 0
+    count = 0
+    stop_at = time.perf_counter() + duration
+    interval = concurrency / rate if rate else 0.0
+
+    async def worker(index: int) -> None:
+        nonlocal errors, count
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        next_at = time.perf_counter() + (interval * index / concurrency if interval else 0.0)
+        i = index
+        try:
+            while time.perf_counter() < stop_at and count < max_requests:
+                if interval:
+                    delay = next_at - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    next_at += interval
+                payload = requests[i % len(requests)]
+                i += concurrency
+                sent = time.perf_counter()
+                writer.write(payload)
+                try:
+                    status = await _read_response(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    errors += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    continue
+                latencies.append((time.perf_counter() - sent) * 1000)
+                count += 1
+                if status >= 400:
+                    errors += 1
+        finally:
+            writer.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - began
+    return LoadResult(count, errors, elapsed, np.asarray(latencies))
+
+
+def load(
+    port: int,
+    requests: list[bytes],
+    concurrency: int = 16,
+    duration: float = 5.0,
+    rate: float | None = None,
+    max_requests: int = 2_000_000,
+) -> LoadResult:
+    """Closed-loop load (or paced at ``rate`` requests/s) on loopback, bounded in time and count."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings uvloop on Linux
+        pass
+    return asyncio.run(_load(port, requests, concurrency, duration, rate, max_requests))
+
+
+def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    """A result table; the first column is left-aligned, the rest right-aligned."""
+    result = Table(title=title)
+    for i, column in enumerate(columns):
+        result.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        result.add_row(*row)
+    return result
