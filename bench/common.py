@@ -74,8 +74,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(data_dir: Path, workers: int = 1, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
-    """Start the real CLI server and wait until /readyz answers 200."""
+def serve(
+    data_dir: Path, workers: int = 1, extra_env: dict[str, str] | None = None, factory: str | None = None
+) -> Iterator[Server]:
+    """Start ``ticket-router serve`` (or uvicorn with the same settings on ``factory``); wait for /readyz."""
     port = free_port()
     env = {
         **os.environ,
@@ -84,13 +86,19 @@ def serve(data_dir: Path, workers: int = 1, extra_env: dict[str, str] | None = N
         "TICKET_ROUTER_LOG_LEVEL": "warning",
         **(extra_env or {}),
     }
-    executable = Path(sys.executable).parent / "ticket-router"
+    if factory is None:
+        command = [str(Path(sys.executable).parent / "ticket-router"), "serve", "--port", str(port)]
+        command += ["--workers", str(workers)]
+    else:
+        command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--port", str(port)]
+        command += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
     started = time.perf_counter()
     process = subprocess.Popen(
-        [str(executable), "serve", "--port", str(port), "--workers", str(workers)],
+        command,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=ROOT,
     )
     try:
         deadline = time.monotonic() + 120

@@ -241,7 +241,7 @@ def validate(ctx: click.Context, path: Path | None) -> None:
 def classify(ctx: click.Context, text: str | None, title: str | None, body: str | None, as_json: bool) -> None:
     """Classify one ticket with the active model ('-' reads the text from standard input)."""
     from model.text import compose
-    from service.runtime import decision_record
+    from service.decisions import record_of
     from service.store import Store, database_url_for
 
     if text == "-":
@@ -256,7 +256,7 @@ def classify(ctx: click.Context, text: str | None, title: str | None, body: str 
     decision = loaded.classifier(settings.max_text_chars, settings.abstain_threshold).decide(*parts)
     store = Store.open(database_url_for(settings.database_url, settings.sqlite_path))
     try:
-        store.add_decisions([decision_record(decision, "cli", compose(*parts))])
+        store.add_decisions([record_of(decision, "cli", compose(*parts))])
     finally:
         store.close()
     if as_json:

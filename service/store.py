@@ -7,6 +7,7 @@ starting at once apply each migration exactly once.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["DecisionRecord", "Store", "StoreError", "database_url_for"]
+__all__ = ["DecisionRecord", "Store", "StoreError", "database_url_for", "new_id"]
 
 metadata = sa.MetaData()
 
@@ -37,13 +38,18 @@ decisions = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False, index=True),
     sa.Column("source", sa.String(32), nullable=False),
     sa.Column("ticket_ref", sa.String(500), nullable=True, index=True),
-    sa.Column("text_sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("text_sha256", sa.String(64), nullable=False),
     sa.Column("team", sa.String(64), nullable=False),
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("abstained", sa.Boolean, nullable=False),
     sa.Column("model_version", sa.String(64), nullable=False),
     sa.Column("scores", sa.Text, nullable=False),
 )
+
+
+def new_id() -> str:
+    """A unique row id that sorts by creation time: milliseconds since the epoch, then randomness."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
 
 
 class StoreError(Exception):
@@ -75,6 +81,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
 ]
 
 _PG_MIGRATION_LOCK = 7_361_227_014
+_ROWS_PER_INSERT = 500  # 5,000 parameters, well under SQLite's limit of 32,766
 
 
 def database_url_for(database_url: str | None, sqlite_path: Path) -> str:
@@ -93,6 +100,15 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        # The audit insert is the hot write: compiled once for this dialect and executed with
+        # plain parameter rows, skipping SQLAlchemy's per-row processing.
+        compiled = decisions.insert().compile(dialect=engine.dialect)
+        self._insert_decisions_sql = str(compiled)
+        self._insert_decisions_keys: tuple[str, ...] | None = (
+            tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+        )
+        head, _, values = self._insert_decisions_sql.partition(" VALUES ")
+        self._insert_head, self._insert_values = head, values
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -162,8 +178,17 @@ class Store:
         if not records:
             return
         rows = [_decision_row(r) for r in records]
+        keys = self._insert_decisions_keys
         with self._write() as conn:
-            conn.execute(decisions.insert(), rows)
+            if keys is None:  # named parameters (PostgreSQL): the driver batches executemany itself
+                conn.exec_driver_sql(self._insert_decisions_sql, rows)
+                return
+            # Positional (SQLite): one multi-row INSERT per chunk, so the driver steps once
+            # instead of once a row (each step releases and re-takes the GIL).
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start : start + _ROWS_PER_INSERT]
+                sql = f"{self._insert_head} VALUES {', '.join([self._insert_values] * len(chunk))}"
+                conn.exec_driver_sql(sql, tuple(row[k] for row in chunk for k in keys))
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         """One audit row by id."""

@@ -5,18 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import anyio
 import msgspec
-from litestar import Request, Response, post
+from litestar import MediaType, Request, Response, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestBody
 from litestar.params import Body
 
 from model.decision import Decision
-from model.text import compose
 from service.errors import BadRequestError, PayloadTooLargeError, UnprocessableError, UnsupportedMediaError
 from service.openapi import inline_schema
-from service.runtime import Runtime, decision_record, new_id
+from service.runtime import Runtime
 from service.schemas import BatchRequest, BatchResponse, ClassifyRequest
 
 __all__ = ["classify", "classify_batch"]
@@ -63,14 +61,15 @@ async def classify(
         Body(examples=[Example(id="ticket", summary="A production symptom", value=TICKET_EXAMPLE)]),
     ],
     runtime: Runtime,
-) -> Response[Decision]:
+) -> Response[bytes]:
     """Classify one ticket."""
-    classifier = runtime.holder.classifier
-    title, body = data.parts
-    decision = await anyio.to_thread.run_sync(classifier.decide, title, body)
-    decision_id = new_id()
-    await runtime.audit.record([decision_record(decision, "api", compose(title, body), record_id=decision_id)])
-    return Response(decision, headers={"X-Decision-Id": decision_id})
+    [recorded] = await runtime.decisions.decide([(None, *data.parts)], "api")
+    # Encoded here with msgspec: the decision is a plain Struct, no hooks needed.
+    return Response(
+        _encoder.encode(recorded.decision),
+        media_type=MediaType.JSON,
+        headers={"X-Decision-Id": recorded.decision_id},
+    )
 
 
 @dataclass
@@ -92,6 +91,7 @@ class _BatchOperation(Operation):
 
 
 _batch_decoder = msgspec.json.Decoder(BatchRequest)
+_encoder = msgspec.json.Encoder()
 
 
 def decode_batch(body: bytes, limit: int) -> BatchRequest:
@@ -132,14 +132,8 @@ async def classify_batch(request: Request[Any, Any, Any], runtime: Runtime) -> R
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media and media != "application/json" and not media.endswith("+json"):
         raise UnsupportedMediaError(f"send application/json, not {media!r}")
-    classifier = runtime.holder.classifier
+    runtime.holder.classifier  # noqa: B018 - a 503 before reading the body when no model is loaded
     batch = decode_batch(await request.body(), runtime.settings.batch_limit)
     items = [(None if item.id is None else str(item.id), *item.parts) for item in batch.items]
-    decisions = await anyio.to_thread.run_sync(classifier.decide_many, items)
-    await runtime.audit.record(
-        [
-            decision_record(d, "batch", compose(title, body))
-            for d, (_, title, body) in zip(decisions, items, strict=True)
-        ]
-    )
-    return Response(BatchResponse(results=decisions))
+    recorded = await runtime.decisions.decide(items, "batch")
+    return Response(BatchResponse(results=[r.decision for r in recorded]))

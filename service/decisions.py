@@ -1,0 +1,220 @@
+"""Decisions are made in micro-batches on one worker thread and recorded on another.
+
+Requests queue their tickets and wait. The decision thread takes everything waiting and
+classifies it in one vectorised pass with the active model; the commit thread writes the
+batch's audit rows in one transaction and then wakes every waiting request with a single
+call into its event loop. So decisions stay off the event loop, an answered request is always
+on record, the costs of the thread hop and the commit are shared by the requests that arrived
+together, and the next batch is decided while the previous one commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from model.decision import Decision
+from model.text import compose
+from service.serving import ModelHolder
+from service.store import DecisionRecord, Store, new_id
+
+__all__ = ["DecisionWorker", "Recorded", "Ticket", "record_of"]
+
+log = logging.getLogger("ticket_router.decisions")
+
+# (item id, title, body)
+Ticket = tuple[str | None, str | None, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A decision with the id of its audit row."""
+
+    decision_id: str
+    decision: Decision
+
+
+@dataclass(slots=True)
+class _Job:
+    """Tickets from one caller, answered through its event loop's future or a thread event."""
+
+    tickets: Sequence[Ticket]
+    source: str
+    refs: Sequence[str | None] | None
+    loop: asyncio.AbstractEventLoop | None = None
+    future: asyncio.Future[list[Recorded]] | None = None
+    done: threading.Event | None = None
+    results: list[Recorded] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+class DecisionWorker:
+    """The one thread that classifies and records tickets for the service."""
+
+    def __init__(self, holder: ModelHolder, store: Store, max_batch: int = 256) -> None:
+        self._holder = holder
+        self._store = store
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._commits: queue.SimpleQueue[tuple[list[_Job], list[DecisionRecord]] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start the decision and commit threads."""
+        if not self._threads:
+            self._threads = [
+                threading.Thread(target=self._run, name="decision-worker", daemon=True),
+                threading.Thread(target=self._commit, name="decision-commit", daemon=True),
+            ]
+            for thread in self._threads:
+                thread.start()
+
+    def stop(self) -> None:
+        """Decide and commit what is queued, then stop."""
+        if self._threads:
+            self._queue.put(None)
+            self._threads[0].join()
+            self._commits.put(None)
+            self._threads[1].join()
+            self._threads = []
+
+    async def decide(
+        self, tickets: Sequence[Ticket], source: str, refs: Sequence[str | None] | None = None
+    ) -> list[Recorded]:
+        """Classify and record ``tickets``; returns once their audit rows are committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Recorded]] = loop.create_future()
+        self._queue.put(_Job(tickets, source, refs, loop=loop, future=future))
+        return await future
+
+    def decide_blocking(
+        self, tickets: Sequence[Ticket], source: str, refs: Sequence[str | None] | None = None
+    ) -> list[Recorded]:
+        """The same, for callers on a worker thread of their own."""
+        job = _Job(tickets, source, refs, done=threading.Event())
+        self._queue.put(job)
+        assert job.done is not None
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.results
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            job = self._queue.get()
+            if job is None:
+                break
+            jobs = [job]
+            size = len(job.tickets)
+            while size < self._max_batch:
+                try:
+                    extra = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if extra is None:
+                    stopping = True
+                    break
+                jobs.append(extra)
+                size += len(extra.tickets)
+            self._process(jobs)
+
+    def _process(self, jobs: list[_Job]) -> None:
+        try:
+            records = self._decide(jobs)
+        except Exception as exc:  # every waiting caller gets the error; the worker lives on
+            for job in jobs:
+                job.error = exc
+            _deliver(jobs)
+            return
+        self._commits.put((jobs, records))
+
+    def _decide(self, jobs: list[_Job]) -> list[DecisionRecord]:
+        classifier = self._holder.classifier  # one version for the whole batch
+        decisions = classifier.decide_many([ticket for job in jobs for ticket in job.tickets])
+        records: list[DecisionRecord] = []
+        now = time.time()
+        position = 0
+        for job in jobs:
+            refs = job.refs or [None] * len(job.tickets)
+            for (_, title, body), ref in zip(job.tickets, refs, strict=True):
+                decision = decisions[position]
+                position += 1
+                record = record_of(decision, job.source, compose(title, body), ref, now)
+                records.append(record)
+                job.results.append(Recorded(record.id, decision))
+        return records
+
+    def _commit(self) -> None:
+        while True:
+            item = self._commits.get()
+            if item is None:
+                return
+            jobs, records = item
+            # Commit everything decided meanwhile in the same transaction.
+            while True:
+                try:
+                    extra = self._commits.get_nowait()
+                except queue.Empty:
+                    break
+                if extra is None:
+                    self._commits.put(None)
+                    break
+                jobs += extra[0]
+                records += extra[1]
+            try:
+                self._store.add_decisions(records)
+            except Exception as exc:
+                for job in jobs:
+                    job.error = exc
+            _deliver(jobs)
+
+
+def _deliver(jobs: list[_Job]) -> None:
+    """Answer every job: one call into each event loop, and a set event for each blocking caller."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+    for job in jobs:
+        if job.loop is not None:
+            by_loop.setdefault(job.loop, []).append(job)
+        elif job.done is not None:
+            job.done.set()
+    for loop, waiting in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, waiting)
+        except RuntimeError:  # the loop has closed: nobody is waiting any more
+            log.debug("event loop closed before %d decisions were delivered", len(waiting))
+
+
+def record_of(
+    decision: Decision, source: str, text: str, ticket_ref: str | None = None, now: float | None = None
+) -> DecisionRecord:
+    """The audit row of a decision: a hash of the text, never the text."""
+    return DecisionRecord(
+        id=new_id(),
+        created_at=time.time() if now is None else now,
+        source=source,
+        ticket_ref=ticket_ref,
+        text_sha256=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+        team=decision.team,
+        confidence=decision.confidence,
+        abstained=decision.abstained,
+        model_version=decision.model_version,
+        scores=decision.scores,
+    )
+
+
+def _settle(jobs: list[_Job]) -> None:
+    for job in jobs:
+        future = job.future
+        if future is None or future.done():
+            continue
+        if job.error is not None:
+            future.set_exception(job.error)
+        else:
+            future.set_result(job.results)
