@@ -24,7 +24,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 TRAINING_DATA = ROOT / "training_data"
 HOLDOUT = ROOT / "bench" / "holdout" / "tickets.jsonl"
-console = Console(highlight=False)
+console = Console(highlight=False, width=150)
 
 
 def free_port() -> int:
