@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["DecisionRecord", "Store", "StoreError", "database_url_for", "new_id"]
+__all__ = ["CorrectionRecord", "DecisionRecord", "Store", "StoreError", "database_url_for", "new_id"]
 
 metadata = sa.MetaData()
 
@@ -52,6 +52,56 @@ def new_id() -> str:
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
 
 
+corrections = sa.Table(
+    "corrections",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=True),
+    sa.Column("team", sa.String(64), nullable=False),
+    sa.Column("previous_team", sa.String(64), nullable=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("text_sha256", sa.String(64), nullable=False),
+    sa.Column("decision_id", sa.String(32), nullable=True, index=True),
+    sa.Column("ticket_ref", sa.String(500), nullable=True, index=True),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("tracker", sa.String(16), primary_key=True),
+    sa.Column("delivery_id", sa.String(200), primary_key=True),
+    sa.Column("received_at", sa.Float, nullable=False, index=True),
+    sa.Column("event", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(100), nullable=True),
+    sa.Column("ticket_ref", sa.String(500), nullable=True, index=True),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("decision_id", sa.String(32), nullable=True),
+)
+
+writebacks = sa.Table(
+    "writebacks",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("tracker", sa.String(16), nullable=False),
+    sa.Column("ticket_ref", sa.String(500), nullable=False, index=True),
+    sa.Column("decision_id", sa.String(32), nullable=True),
+    sa.Column("label", sa.String(255), nullable=True),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.Float, nullable=True, index=True),
+    sa.Column("claimed_until", sa.Float, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+)
+
+
 class StoreError(Exception):
     """Raised when the database cannot be reached or is in an unusable state."""
 
@@ -71,13 +121,35 @@ class DecisionRecord(msgspec.Struct, frozen=True):
     ticket_ref: str | None = None
 
 
+class CorrectionRecord(msgspec.Struct, frozen=True):
+    """A person's statement of which team owns a ticket: training data for the next model."""
+
+    id: str
+    created_at: float
+    source: str
+    team: str
+    title: str
+    body: str
+    text_sha256: str
+    actor: str | None = None
+    previous_team: str | None = None
+    decision_id: str | None = None
+    ticket_ref: str | None = None
+
+
 def _m001_decisions(conn: Connection) -> None:
     decisions.create(conn, checkfirst=True)
+
+
+def _m002_corrections_deliveries_writebacks(conn: Connection) -> None:
+    for table in (corrections, webhook_deliveries, writebacks):
+        table.create(conn, checkfirst=True)
 
 
 # (version, name, function). Append only: a released migration never changes.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "decisions audit trail", _m001_decisions),
+    (2, "corrections, webhook deliveries, write-backs", _m002_corrections_deliveries_writebacks),
 ]
 
 _PG_MIGRATION_LOCK = 7_361_227_014
@@ -208,6 +280,34 @@ class Store:
         """How many decisions the audit trail holds."""
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar() or 0)
+
+
+    # -- corrections ----------------------------------------------------------------------
+
+    def add_correction(self, record: CorrectionRecord) -> None:
+        """Store one correction."""
+        with self._write() as conn:
+            conn.execute(corrections.insert().values(**msgspec.structs.asdict(record)))
+
+    def get_correction(self, correction_id: str) -> CorrectionRecord | None:
+        """One correction by id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(corrections).where(corrections.c.id == correction_id)).mappings().first()
+        return None if row is None else CorrectionRecord(**dict(row))
+
+    def list_corrections(self, limit: int = 100, before: str | None = None) -> list[CorrectionRecord]:
+        """Corrections, newest first; ``before`` is the id of the last one of the previous page."""
+        query = sa.select(corrections).order_by(corrections.c.id.desc()).limit(limit)
+        if before is not None:
+            query = query.where(corrections.c.id < before)
+        with self.engine.connect() as conn:
+            return [CorrectionRecord(**dict(row)) for row in conn.execute(query).mappings()]
+
+    def all_corrections(self) -> list[CorrectionRecord]:
+        """Every correction, oldest first (for training)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(corrections).order_by(corrections.c.id)).mappings()
+            return [CorrectionRecord(**dict(row)) for row in rows]
 
 
 def _decision_row(record: DecisionRecord) -> dict[str, Any]:
