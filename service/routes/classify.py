@@ -12,6 +12,7 @@ from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestB
 from litestar.params import Body
 
 from model.decision import Decision
+from service.auth import api_guard
 from service.errors import BadRequestError, PayloadTooLargeError, UnprocessableError, UnsupportedMediaError
 from service.openapi import inline_schema
 from service.runtime import Runtime
@@ -46,7 +47,7 @@ BATCH_EXAMPLE = {
     description="Returns the owning team with a calibrated score for every team. The audit id of the"
     " decision is in the `X-Decision-Id` header (use it for feedback).",
     tags=["classify"],
-    response_headers=[],
+    guards=[api_guard],
     responses={
         200: ResponseSpec(
             data_container=Decision,
@@ -118,6 +119,7 @@ def decode_batch(body: bytes, limit: int) -> BatchRequest:
     summary="Classify a batch of tickets",
     description="One decision per item, in input order, each with the item's `id` when given.",
     tags=["classify"],
+    guards=[api_guard],
     operation_class=_BatchOperation,
     responses={
         200: ResponseSpec(

@@ -1,0 +1,71 @@
+"""Bearer-token guards: API tokens for classification, the admin token for everything that changes state.
+
+Tokens are compared in constant time and never logged. With no API tokens configured the
+classify endpoints are open (local use); with no admin token configured the admin endpoints
+are refused, since nobody could be authorised to use them.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from service.errors import ForbiddenError, NotAuthenticatedError
+from service.runtime import Runtime
+
+__all__ = ["admin_guard", "api_guard", "bearer_token"]
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ticket-router"'}
+
+
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if any."""
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _matches(token: str, candidates: tuple[str, ...]) -> bool:
+    # Compare with every candidate (no early exit), so timing says nothing about which matched.
+    found = False
+    for candidate in candidates:
+        found |= hmac.compare_digest(token.encode(), candidate.encode())
+    return found
+
+
+def _runtime(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
+
+
+def api_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Classification: open when no API tokens are configured; else an API or the admin token."""
+    settings = _runtime(connection).settings
+    if not settings.api_tokens:
+        return
+    token = bearer_token(connection)
+    if token is None:
+        raise NotAuthenticatedError("send `Authorization: Bearer <token>` with an API token", _CHALLENGE)
+    admin = (settings.admin_token,) if settings.admin_token else ()
+    if not _matches(token, settings.api_tokens + admin):
+        raise NotAuthenticatedError("unknown token", _CHALLENGE)
+
+
+def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Administration: the admin token only; an API token is recognised but not enough (403)."""
+    settings = _runtime(connection).settings
+    if not settings.admin_token:
+        raise ForbiddenError("administration is disabled: set TICKET_ROUTER_ADMIN_TOKEN to enable it")
+    token = bearer_token(connection)
+    if token is None:
+        raise NotAuthenticatedError("send `Authorization: Bearer <admin token>`", _CHALLENGE)
+    if _matches(token, (settings.admin_token,)):
+        return
+    if _matches(token, settings.api_tokens):
+        raise ForbiddenError("this endpoint needs the admin token; an API token is not enough")
+    raise NotAuthenticatedError("unknown token", _CHALLENGE)
