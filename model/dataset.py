@@ -36,7 +36,7 @@ class _ExampleRow(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class LabelledTicket(msgspec.Struct, frozen=True):
-    """A ticket whose owning team is known."""
+    """A ticket whose owning team is known; ``weight`` scales its say in training."""
 
     title: str
     body: str
@@ -44,6 +44,7 @@ class LabelledTicket(msgspec.Struct, frozen=True):
     id: str | None = None
     source: str | None = None
     origin: str = ""
+    weight: float = 1.0
 
     @property
     def text(self) -> str:
@@ -158,5 +159,5 @@ def dataset_sha256(taxonomy: Taxonomy, examples: Sequence[LabelledTicket]) -> st
     digest = hashlib.sha256()
     digest.update(msgspec.json.encode(taxonomy.to_toml_dict()))
     for ticket in examples:
-        digest.update(msgspec.json.encode([ticket.title, ticket.body, ticket.team]))
+        digest.update(msgspec.json.encode([ticket.title, ticket.body, ticket.team, ticket.weight]))
     return digest.hexdigest()

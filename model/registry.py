@@ -5,6 +5,7 @@ Layout under the registry root::
     <root>/<version>/model.joblib     the fitted pipeline (a pickle: loaded only after its sha256 matches)
     <root>/<version>/manifest.json    data sha256, library versions, parameters, metrics, threshold
     <root>/ACTIVE                     the active version's name, replaced atomically
+    <root>/SHADOW                     a candidate run beside the active model, if any
     <root>/history.jsonl              one line per activation (for rollback and the audit trail)
 """
 
@@ -17,6 +18,7 @@ import platform
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ from sklearn.pipeline import Pipeline
 
 from model.errors import ModelIntegrityError, ModelNotFoundError, RegistryError
 from model.inference import Classifier
+from model.promotion import GateResult
+from model.taxonomy import TaxonomyChange
 from model.training import TrainedModel, TrainingParams, TrainingReport
 
 __all__ = ["Activation", "LoadedModel", "Manifest", "Registry", "current_libraries"]
@@ -66,10 +70,16 @@ class Manifest(msgspec.Struct, frozen=True):
     taxonomy: dict[str, Any]
     artifact: str = ARTIFACT
     note: str = ""
+    corrections_used: int = 0
+    corrections_dropped: int = 0
+    taxonomy_change: TaxonomyChange | None = None
+    gate: GateResult | None = None
+    gate_against: str | None = None
+    example_keys: list[str] = []
 
 
 class Activation(msgspec.Struct, frozen=True):
-    """One switch of the ACTIVE pointer."""
+    """One switch of the ACTIVE pointer: who, when, from, to, and the new version's metrics."""
 
     at: str
     version: str
@@ -77,6 +87,8 @@ class Activation(msgspec.Struct, frozen=True):
     actor: str = "cli"
     kind: str = "activate"
     reason: str = ""
+    macro_f1: float | None = None
+    ece: float | None = None
 
 
 class LoadedModel(msgspec.Struct, frozen=True):
@@ -112,7 +124,19 @@ class Registry:
 
     # -- writing --------------------------------------------------------------------------
 
-    def save(self, model: TrainedModel, taxonomy: dict[str, Any], note: str = "") -> Manifest:
+    def save(
+        self,
+        model: TrainedModel,
+        taxonomy: dict[str, Any],
+        note: str = "",
+        *,
+        corrections_used: int = 0,
+        corrections_dropped: int = 0,
+        taxonomy_change: TaxonomyChange | None = None,
+        gate: GateResult | None = None,
+        gate_against: str | None = None,
+        example_keys: Sequence[str] = (),
+    ) -> Manifest:
         """Store a trained model as a new immutable version (not activated)."""
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
@@ -139,6 +163,12 @@ class Registry:
                 report=model.report,
                 taxonomy=taxonomy,
                 note=note,
+                corrections_used=corrections_used,
+                corrections_dropped=corrections_dropped,
+                taxonomy_change=taxonomy_change,
+                gate=gate,
+                gate_against=gate_against,
+                example_keys=sorted(example_keys),
             )
             (staging / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
             os.rename(staging, self.root / version)
@@ -149,9 +179,10 @@ class Registry:
 
     def activate(self, version: str, actor: str = "cli", kind: str = "activate", reason: str = "") -> Activation:
         """Point ACTIVE at ``version`` atomically and record the switch."""
-        self.load(version)  # never point at something that would not load
+        loaded = self.load(version)  # never point at something that would not load
         previous = self.active_version()
         _atomic_write(self.root / "ACTIVE", version + "\n")
+        cv = loaded.manifest.report.cv
         event = Activation(
             at=_now().isoformat(timespec="seconds"),
             version=version,
@@ -159,6 +190,8 @@ class Registry:
             actor=actor,
             kind=kind,
             reason=reason,
+            macro_f1=cv.macro_f1 if cv else None,
+            ece=cv.ece if cv else None,
         )
         with (self.root / "history.jsonl").open("ab") as handle:
             handle.write(msgspec.json.encode(event) + b"\n")
@@ -176,7 +209,24 @@ class Registry:
                 return self.activate(event.previous, actor=actor, kind="rollback", reason=f"from {current}")
         raise RegistryError(f"nothing to roll back to: {current} has no earlier active version")
 
+    def set_shadow(self, version: str | None) -> None:
+        """Run ``version`` in shadow beside the active model (None stops shadowing)."""
+        path = self.root / "SHADOW"
+        if version is None:
+            path.unlink(missing_ok=True)
+            return
+        self.load(version)
+        _atomic_write(path, version + "\n")
+
     # -- reading --------------------------------------------------------------------------
+
+    def shadow_version(self) -> str | None:
+        """The version running in shadow, if any."""
+        try:
+            name = (self.root / "SHADOW").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return name or None
 
     def active_version(self) -> str | None:
         """The active version's name, or None when nothing was activated yet."""

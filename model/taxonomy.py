@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
 from model.errors import TaxonomyError
 
-__all__ = ["TRACKERS", "Taxonomy", "Team", "load_taxonomy", "parse_taxonomy"]
+__all__ = ["TRACKERS", "Taxonomy", "TaxonomyChange", "Team", "diff_taxonomies", "load_taxonomy", "parse_taxonomy"]
 
 TRACKERS = ("github", "gitlab", "jira")
 
@@ -64,8 +64,13 @@ class Taxonomy(msgspec.Struct, frozen=True):
         return None
 
     def to_toml_dict(self) -> dict[str, object]:
-        """A plain-data form, for hashing and reports."""
+        """A plain-data form, for hashing, reports and manifests."""
         return {"teams": [msgspec.to_builtins(t) for t in self.teams]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Taxonomy:
+        """The taxonomy stored in a manifest."""
+        return cls(teams=tuple(msgspec.convert(data.get("teams", []), list[Team])))
 
 
 def parse_taxonomy(text: str, source: str = "<teams.toml>") -> Taxonomy:
@@ -111,3 +116,37 @@ def load_taxonomy(path: Path) -> Taxonomy:
     except (OSError, UnicodeDecodeError) as exc:
         raise TaxonomyError(f"{path}: cannot read taxonomy: {exc}") from None
     return parse_taxonomy(text, str(path))
+
+
+class TaxonomyChange(msgspec.Struct, frozen=True):
+    """How a taxonomy differs from an earlier one, by team id."""
+
+    added: list[str]
+    removed: list[str]
+    renamed: dict[str, str]
+    redescribed: list[str]
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything differs."""
+        return bool(self.added or self.removed or self.renamed or self.redescribed)
+
+
+def diff_taxonomies(old: Taxonomy, new: Taxonomy) -> TaxonomyChange:
+    """Teams added and removed (by id), display names changed, descriptions or responsibilities rewritten."""
+    old_by_id = {t.id: t for t in old.teams}
+    new_by_id = {t.id: t for t in new.teams}
+    kept = [team_id for team_id in new_by_id if team_id in old_by_id]
+    return TaxonomyChange(
+        added=[team_id for team_id in new_by_id if team_id not in old_by_id],
+        removed=[team_id for team_id in old_by_id if team_id not in new_by_id],
+        renamed={
+            team_id: new_by_id[team_id].name for team_id in kept if new_by_id[team_id].name != old_by_id[team_id].name
+        },
+        redescribed=[
+            team_id
+            for team_id in kept
+            if (new_by_id[team_id].description, new_by_id[team_id].responsibilities, new_by_id[team_id].terms)
+            != (old_by_id[team_id].description, old_by_id[team_id].responsibilities, old_by_id[team_id].terms)
+        ],
+    )

@@ -30,6 +30,7 @@ __all__ = [
     "TrainingReport",
     "cross_validate",
     "decision_logits",
+    "fit_temperature",
     "fit_pipeline",
     "prior_documents",
     "train",
@@ -135,7 +136,7 @@ def fit_pipeline(
     for ticket in examples:
         texts.append(ticket.text)
         labels.append(index_of[ticket.team])
-        weights.append(1.0)
+        weights.append(ticket.weight)
     if len(set(labels)) < 2:
         raise TrainingDataError("training needs evidence for at least two teams")
     pipeline = build_pipeline(params.pipeline, _vocabulary(taxonomy, examples, params))
@@ -172,7 +173,7 @@ def decision_logits(pipeline: Pipeline, texts: Sequence[str], n_teams: int) -> N
     return logits
 
 
-def _fit_temperature(logits: NDArray[np.float64], y: NDArray[np.int64]) -> float:
+def fit_temperature(logits: NDArray[np.float64], y: NDArray[np.int64]) -> float:
     """The temperature T minimising the log loss of softmax(logits / T)."""
 
     def loss(log_t: float) -> float:
@@ -230,7 +231,7 @@ def cross_validate(
         cv = _out_of_fold(taxonomy, examples, params)
     if cv is None:
         return None
-    temperature = _fit_temperature(cv.logits, cv.y)
+    temperature = fit_temperature(cv.logits, cv.y)
     proba = softmax(cv.logits / temperature, axis=1)
     return CrossValidation(compute_metrics(taxonomy.ids, cv.y, proba), temperature, cv.folds)
 

@@ -17,9 +17,20 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from model.registry import Registry
 from service.decisions import DecisionWorker
 from service.errors import exception_handlers
+from service.jobs import TrainingJobs
 from service.routes.catalog import get_model, list_models, list_teams
 from service.routes.classify import classify, classify_batch
+from service.routes.feedback import create_feedback, list_feedback
 from service.routes.health import healthz, readyz
+from service.routes.lifecycle import (
+    activate_model,
+    get_job,
+    rollback_model,
+    shadow_report,
+    start_shadow,
+    stop_shadow,
+    train_model,
+)
 from service.runtime import Runtime, provide_runtime
 from service.serving import ModelHolder
 from service.settings import Settings
@@ -48,8 +59,10 @@ def create_app(settings: Settings) -> Litestar:
         await anyio.to_thread.run_sync(holder.refresh)
         decisions = DecisionWorker(holder, store)
         decisions.start()
+        jobs = TrainingJobs(settings, store)
+        await anyio.to_thread.run_sync(jobs.recover)
         app.state.runtime = Runtime(
-            settings=settings, registry=registry, store=store, holder=holder, decisions=decisions
+            settings=settings, registry=registry, store=store, holder=holder, decisions=decisions, jobs=jobs
         )
         watcher = asyncio.create_task(_watch_active_model(holder, settings.model_poll_seconds))
         try:
@@ -58,11 +71,29 @@ def create_app(settings: Settings) -> Litestar:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            jobs.close()
             await anyio.to_thread.run_sync(decisions.stop)
             store.close()
 
     return Litestar(
-        route_handlers=[classify, classify_batch, list_teams, list_models, get_model, healthz, readyz],
+        route_handlers=[
+            classify,
+            classify_batch,
+            list_teams,
+            list_models,
+            get_model,
+            train_model,
+            get_job,
+            activate_model,
+            rollback_model,
+            start_shadow,
+            stop_shadow,
+            shadow_report,
+            create_feedback,
+            list_feedback,
+            healthz,
+            readyz,
+        ],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=exception_handlers,
         lifespan=[lifespan],

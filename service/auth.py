@@ -16,7 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from service.errors import ForbiddenError, NotAuthenticatedError
 from service.runtime import Runtime
 
-__all__ = ["admin_guard", "api_guard", "bearer_token"]
+__all__ = ["admin_guard", "api_guard", "bearer_token", "token_guard"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ticket-router"'}
 
@@ -69,3 +69,16 @@ def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHand
     if _matches(token, settings.api_tokens):
         raise ForbiddenError("this endpoint needs the admin token; an API token is not enough")
     raise NotAuthenticatedError("unknown token", _CHALLENGE)
+
+
+def token_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Feedback: any configured token (API or admin); open only when no token at all is configured."""
+    settings = _runtime(connection).settings
+    accepted = settings.api_tokens + ((settings.admin_token,) if settings.admin_token else ())
+    if not accepted:
+        return
+    token = bearer_token(connection)
+    if token is None:
+        raise NotAuthenticatedError("send `Authorization: Bearer <token>`", _CHALLENGE)
+    if not _matches(token, accepted):
+        raise NotAuthenticatedError("unknown token", _CHALLENGE)

@@ -20,6 +20,7 @@ from model.evaluation import Metrics
 from model.registry import Manifest, Registry
 from service.settings import PREFIX, Settings, SettingsError
 from service.store import StoreError
+from service.trainer import GateRefusedError
 
 __all__ = ["main"]
 
@@ -36,7 +37,7 @@ def _friendly(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (RouterError, SettingsError, StoreError) as exc:
+        except (RouterError, SettingsError, StoreError, GateRefusedError) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
@@ -113,24 +114,47 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
 
 @main.command()
 @click.option("--note", default="", help="A note stored with the version.")
-@click.option("--activate/--no-activate", default=True, show_default=True, help="Activate the new version.")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.option("--activate/--no-activate", default=True, show_default=True, help="Activate if the gate passes.")
+@click.option("--force", is_flag=True, help="Activate even if the promotion gate refuses.")
+@click.option("--params", "params_json", help='Training parameters as JSON, e.g. \'{"pipeline": {"C": 3.0}}\'.')
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_context
 @_friendly
-def train(ctx: click.Context, note: str, activate: bool, as_json: bool) -> None:
-    """Train a new model version from the training data."""
+def train(ctx: click.Context, note: str, activate: bool, force: bool, params_json: str | None, as_json: bool) -> None:
+    """Train a new version from the training data and stored corrections.
+
+    It becomes active only if its cross-validated macro-F1 is not worse than the active
+    model's on the same folds and its calibration error is within TICKET_ROUTER_MAX_ECE.
+    """
+    from model.training import TrainingParams
     from service.trainer import train_version
 
-    manifest = train_version(_settings(ctx), activate=activate, note=note)
+    settings = _settings(ctx)
+    params = None
+    if params_json:
+        try:
+            params = msgspec.json.decode(params_json, type=TrainingParams)
+        except msgspec.DecodeError as exc:
+            raise click.BadParameter(str(exc), param_hint="--params") from None
+    outcome = train_version(settings, activate=activate, force=force, note=note, params=params)
     if as_json:
-        click.echo(msgspec.json.format(msgspec.json.encode(manifest)).decode())
+        click.echo(msgspec.json.format(msgspec.json.encode(outcome)).decode())
         return
-    _print_training(manifest, activated=activate)
+    _print_training(Registry(settings.registry_dir).manifest(outcome.version), outcome.reason)
+    change = outcome.taxonomy_change
+    if change is not None and change.changed:
+        out.print(
+            f"taxonomy changed: added {change.added or '-'}, removed {change.removed or '-'},"
+            f" renamed {change.renamed or '-'}, redescribed {change.redescribed or '-'}"
+        )
+    if outcome.cold_start_teams:
+        out.print(f"trained from descriptions alone (no examples yet): {', '.join(outcome.cold_start_teams)}")
+    out.print(f"corrections used {outcome.corrections_used}, dropped (team removed) {outcome.corrections_dropped}")
 
 
-def _print_training(manifest: Manifest, activated: bool) -> None:
+def _print_training(manifest: Manifest, verdict: str) -> None:
     report = manifest.report
-    table = Table(title=f"model {manifest.version}" + (" (active)" if activated else ""))
+    table = Table(title=f"model {manifest.version}: {verdict}")
     table.add_column("team")
     table.add_column("examples", justify="right")
     for team, count in report.examples_per_team.items():
@@ -142,6 +166,8 @@ def _print_training(manifest: Manifest, activated: bool) -> None:
         f"temperature {report.temperature:.3f}; abstain below {manifest.threshold:.2f} ({report.threshold_source});"
         f" trained in {report.seconds:.1f}s"
     )
+    if manifest.gate is not None:
+        out.print(f"promotion gate: {'passed' if manifest.gate.passed else 'refused'} - {manifest.gate.reason}")
 
 
 def _print_metrics(metrics: Metrics, title: str) -> None:
@@ -334,12 +360,15 @@ def models_show(ctx: click.Context, version: str) -> None:
 
 @models.command("activate")
 @click.argument("version")
+@click.option("--force", is_flag=True, help="Activate even if the promotion gate refuses.")
 @click.pass_context
 @_friendly
-def models_activate(ctx: click.Context, version: str) -> None:
-    """Make VERSION the active model (running services pick it up within seconds)."""
-    event = Registry(_settings(ctx).registry_dir).activate(version)
-    out.print(f"active: {event.version} (was {event.previous or 'none'})")
+def models_activate(ctx: click.Context, version: str, force: bool) -> None:
+    """Make VERSION the active model if the gate lets it (running services pick it up within seconds)."""
+    from service.trainer import promote
+
+    event = promote(_settings(ctx), version, force=force)
+    out.print(f"active: {event.version} (was {event.previous or 'none'}); {event.reason}")
 
 
 @models.command("rollback")

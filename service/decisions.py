@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from model.decision import Decision
+from model.inference import Classifier
 from model.text import compose
 from service.serving import ModelHolder
-from service.store import DecisionRecord, Store, new_id
+from service.store import DecisionRecord, ShadowRecord, Store, new_id
 
 __all__ = ["DecisionWorker", "Recorded", "Ticket", "record_of"]
 
@@ -62,7 +63,7 @@ class DecisionWorker:
         self._store = store
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._commits: queue.SimpleQueue[tuple[list[_Job], list[DecisionRecord]] | None] = queue.SimpleQueue()
+        self._commits: queue.SimpleQueue[_Commit | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -127,17 +128,19 @@ class DecisionWorker:
 
     def _process(self, jobs: list[_Job]) -> None:
         try:
-            records = self._decide(jobs)
+            commit = self._decide(jobs)
         except Exception as exc:  # every waiting caller gets the error; the worker lives on
             for job in jobs:
                 job.error = exc
             _deliver(jobs)
             return
-        self._commits.put((jobs, records))
+        self._commits.put(commit)
 
-    def _decide(self, jobs: list[_Job]) -> list[DecisionRecord]:
+    def _decide(self, jobs: list[_Job]) -> _Commit:
         classifier = self._holder.classifier  # one version for the whole batch
-        decisions = classifier.decide_many([ticket for job in jobs for ticket in job.tickets])
+        shadow = self._holder.shadow
+        tickets = [ticket for job in jobs for ticket in job.tickets]
+        decisions = classifier.decide_many(tickets)
         records: list[DecisionRecord] = []
         now = time.time()
         position = 0
@@ -149,14 +152,30 @@ class DecisionWorker:
                 record = record_of(decision, job.source, compose(title, body), ref, now)
                 records.append(record)
                 job.results.append(Recorded(record.id, decision))
-        return records
+        return _Commit(jobs, records, self._shadow_records(shadow, tickets, records, now))
+
+    @staticmethod
+    def _shadow_records(
+        shadow: Classifier | None, tickets: list[Ticket], records: list[DecisionRecord], now: float
+    ) -> list[ShadowRecord]:
+        """What the shadowed candidate decides for the same tickets; its failure never fails a request."""
+        if shadow is None:
+            return []
+        try:
+            decisions = shadow.decide_many(tickets)
+        except Exception:
+            log.exception("shadow model %s failed; its decisions are skipped", shadow.version)
+            return []
+        return [
+            ShadowRecord(r.id, shadow.version, now, d.team, d.confidence, d.abstained)
+            for r, d in zip(records, decisions, strict=True)
+        ]
 
     def _commit(self) -> None:
         while True:
             item = self._commits.get()
             if item is None:
                 return
-            jobs, records = item
             # Commit everything decided meanwhile in the same transaction.
             while True:
                 try:
@@ -166,14 +185,35 @@ class DecisionWorker:
                 if extra is None:
                     self._commits.put(None)
                     break
-                jobs += extra[0]
-                records += extra[1]
+                item.extend(extra)
             try:
-                self._store.add_decisions(records)
+                self._store.add_decisions(item.records)
             except Exception as exc:
-                for job in jobs:
+                for job in item.jobs:
                     job.error = exc
-            _deliver(jobs)
+            else:
+                self._record_shadow(item.shadow)
+            _deliver(item.jobs)
+
+    def _record_shadow(self, records: list[ShadowRecord]) -> None:
+        try:
+            self._store.add_shadow_decisions(records)
+        except Exception:
+            log.exception("could not record %d shadow decisions", len(records))
+
+
+@dataclass(slots=True)
+class _Commit:
+    """Decided jobs waiting for their audit rows (and shadow rows) to be committed."""
+
+    jobs: list[_Job]
+    records: list[DecisionRecord]
+    shadow: list[ShadowRecord]
+
+    def extend(self, other: _Commit) -> None:
+        self.jobs += other.jobs
+        self.records += other.records
+        self.shadow += other.shadow
 
 
 def _deliver(jobs: list[_Job]) -> None:

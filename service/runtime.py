@@ -8,6 +8,7 @@ from litestar.datastructures import State
 
 from model.registry import Registry
 from service.decisions import DecisionWorker
+from service.jobs import TrainingJobs
 from service.serving import ModelHolder
 from service.settings import Settings
 from service.store import Store
@@ -17,13 +18,14 @@ __all__ = ["Runtime", "provide_runtime"]
 
 @dataclass(slots=True)
 class Runtime:
-    """Settings, registry, store, decision worker and the served model: the app's only shared state."""
+    """Settings, registry, store, served model, decision worker and training jobs: the only shared state."""
 
     settings: Settings
     registry: Registry
     store: Store
     holder: ModelHolder
     decisions: DecisionWorker
+    jobs: TrainingJobs
 
 
 def provide_runtime(state: State) -> Runtime:

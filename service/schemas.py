@@ -8,20 +8,28 @@ import msgspec
 from msgspec import Meta
 
 from model.decision import Decision
-from model.registry import Manifest
+from model.registry import Activation, Manifest
+from model.training import TrainingParams
 
 __all__ = [
+    "ActivateRequest",
     "BatchItem",
     "BatchRequest",
     "BatchResponse",
     "ClassifyRequest",
+    "FeedbackOut",
+    "FeedbackPage",
+    "FeedbackRequest",
     "Health",
+    "JobOut",
     "ModelDetail",
     "ModelSummary",
     "ModelsResponse",
     "Problem",
+    "ShadowReport",
     "TeamOut",
     "TeamsResponse",
+    "TrainRequest",
 ]
 
 ItemId = Annotated[str, Meta(min_length=1, max_length=200)] | int
@@ -68,6 +76,92 @@ class BatchResponse(msgspec.Struct):
     results: list[Decision]
 
 
+class FeedbackRequest(_Ticket, forbid_unknown_fields=True):
+    """A correction: the right team for a decision (by its id) or for a ticket's text, and who says so.
+
+    With ``decision_id`` the text is optional; without it the text is required. Only corrections
+    with text can train the next model.
+    """
+
+    team: Annotated[str, Meta(min_length=1, max_length=64)] = ""
+    decision_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    actor: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    ticket_ref: Annotated[str, Meta(min_length=1, max_length=500)] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.team:
+            raise ValueError("`team` is required")
+        if self.decision_id is None:
+            super().__post_init__()
+        elif self.text is not None and (self.title is not None or self.body is not None):
+            raise ValueError("give either `text` or `title`/`body`, not both")
+
+
+class FeedbackOut(msgspec.Struct):
+    """A stored correction."""
+
+    id: str
+    created_at: float
+    source: str
+    team: str
+    previous_team: str | None
+    decision_id: str | None
+    ticket_ref: str | None
+    actor: str | None
+    trainable: bool
+
+
+class FeedbackPage(msgspec.Struct):
+    """Corrections, newest first; pass ``next`` as ``before`` for the following page."""
+
+    items: list[FeedbackOut]
+    next: str | None
+
+
+class TrainRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Options of a training job; ``params`` overrides the training parameters (the gate still judges)."""
+
+    note: Annotated[str, Meta(max_length=500)] = ""
+    activate: bool = True
+    force: bool = False
+    params: TrainingParams | None = None
+
+
+class ActivateRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Activation options: ``force`` overrides the promotion gate."""
+
+    force: bool = False
+    actor: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+
+
+class JobOut(msgspec.Struct):
+    """A training job and, once finished, its outcome or error."""
+
+    id: str
+    kind: str
+    status: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    heartbeat_at: float | None
+    requested_by: str | None
+    options: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+
+
+class ShadowReport(msgspec.Struct):
+    """How a shadowed candidate compares with the active model on the same tickets."""
+
+    version: str
+    running: bool
+    decisions: int
+    agreement: float | None
+    corrected: int
+    active_right: int
+    shadow_right: int
+
+
 class TeamOut(msgspec.Struct):
     """A team of the taxonomy in use, with its label name in each tracker."""
 
@@ -109,10 +203,12 @@ class ModelDetail(msgspec.Struct):
 
 
 class ModelsResponse(msgspec.Struct):
-    """Every stored version, newest first."""
+    """Every stored version, newest first, and the latest activations."""
 
     active: str | None
+    shadow: str | None
     models: list[ModelSummary]
+    activations: list[Activation]
 
 
 class Health(msgspec.Struct, omit_defaults=True):

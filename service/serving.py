@@ -26,6 +26,7 @@ class ModelHolder:
         self.max_chars = max_chars
         self.threshold_override = threshold_override
         self._current: tuple[Classifier, Manifest] | None = None
+        self._shadow: Classifier | None = None
         self._lock = threading.Lock()
         self.last_error: str | None = None
 
@@ -36,6 +37,11 @@ class ModelHolder:
         if current is None:
             raise NoModelError(self.last_error or "no model is loaded")
         return current[0]
+
+    @property
+    def shadow(self) -> Classifier | None:
+        """A candidate run beside the active model, whose decisions are recorded but not returned."""
+        return self._shadow
 
     @property
     def manifest(self) -> Manifest | None:
@@ -59,8 +65,9 @@ class ModelHolder:
         return loaded.manifest
 
     def refresh(self) -> bool:
-        """Load the registry's active version if it differs from the one served; True on a swap."""
+        """Follow the registry's ACTIVE and SHADOW pointers; True when the active model was swapped."""
         with self._lock:
+            self._refresh_shadow()
             wanted = self.registry.active_version()
             if wanted is None:
                 if self._current is None:
@@ -76,3 +83,19 @@ class ModelHolder:
                 log.error("cannot load model %s: %s", wanted, exc)
                 return False
             return True
+
+    def _refresh_shadow(self) -> None:
+        wanted = self.registry.shadow_version()
+        current = self._shadow.version if self._shadow is not None else None
+        if wanted == current:
+            return
+        if wanted is None:
+            self._shadow = None
+            log.info("shadow mode stopped")
+            return
+        try:
+            self._shadow = self.registry.load(wanted).classifier(self.max_chars, self.threshold_override)
+            log.info("running model %s in shadow", wanted)
+        except (ModelNotFoundError, ModelIntegrityError) as exc:
+            self._shadow = None
+            log.error("cannot load shadow model %s: %s", wanted, exc)

@@ -49,6 +49,10 @@ class Settings:
     max_text_chars: int = 20_000
     model_poll_seconds: float = 2.0
 
+    # learning loop
+    correction_weight: float = 3.0
+    max_ece: float = 0.05
+
     # trackers
     github_webhook_secret: str | None = _secret()
     github_token: str | None = _secret()
@@ -103,6 +107,8 @@ class Settings:
                 "TICKET_ROUTER_ABSTAIN_THRESHOLD must be in [0, 1]",
             ),
             (self.model_poll_seconds > 0, "TICKET_ROUTER_MODEL_POLL_SECONDS must be positive"),
+            (self.correction_weight > 0, "TICKET_ROUTER_CORRECTION_WEIGHT must be positive"),
+            (0.0 < self.max_ece <= 1.0, "TICKET_ROUTER_MAX_ECE must be in (0, 1]"),
         ]
         for ok, message in checks:
             if not ok:

@@ -19,7 +19,18 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["CorrectionRecord", "DecisionRecord", "Store", "StoreError", "database_url_for", "new_id"]
+__all__ = [
+    "CorrectionRecord",
+    "DecisionRecord",
+    "JobConflictError",
+    "JobRecord",
+    "ShadowComparison",
+    "ShadowRecord",
+    "Store",
+    "StoreError",
+    "database_url_for",
+    "new_id",
+]
 
 metadata = sa.MetaData()
 
@@ -102,6 +113,36 @@ writebacks = sa.Table(
 )
 
 
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    # 1 while queued or running, NULL after: the unique constraint allows one training at a time.
+    sa.Column("active_slot", sa.Integer, nullable=True, unique=True),
+    sa.Column("requested_by", sa.String(200), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=True),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("heartbeat_at", sa.Float, nullable=True),
+    sa.Column("options", sa.Text, nullable=False),
+    sa.Column("result", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+)
+
+shadow_decisions = sa.Table(
+    "shadow_decisions",
+    metadata,
+    sa.Column("decision_id", sa.String(32), primary_key=True),
+    sa.Column("model_version", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("team", sa.String(64), nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("abstained", sa.Boolean, nullable=False),
+)
+
+
 class StoreError(Exception):
     """Raised when the database cannot be reached or is in an unusable state."""
 
@@ -137,6 +178,46 @@ class CorrectionRecord(msgspec.Struct, frozen=True):
     ticket_ref: str | None = None
 
 
+class JobRecord(msgspec.Struct, frozen=True):
+    """A training job: queued, running, succeeded or failed, with its result or error."""
+
+    id: str
+    kind: str
+    status: str
+    created_at: float
+    options: dict[str, Any]
+    requested_by: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    heartbeat_at: float | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class ShadowRecord(msgspec.Struct, frozen=True):
+    """What a shadowed candidate decided for a ticket the active model decided."""
+
+    decision_id: str
+    model_version: str
+    created_at: float
+    team: str
+    confidence: float
+    abstained: bool
+
+
+class ShadowComparison(msgspec.Struct, frozen=True):
+    """One shadowed decision beside the active one and the correction, if any."""
+
+    decision_id: str
+    active_team: str
+    shadow_team: str
+    corrected_team: str | None
+
+
+class JobConflictError(Exception):
+    """Raised when a training is requested while another is queued or running."""
+
+
 def _m001_decisions(conn: Connection) -> None:
     decisions.create(conn, checkfirst=True)
 
@@ -146,10 +227,16 @@ def _m002_corrections_deliveries_writebacks(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _m003_jobs_and_shadow(conn: Connection) -> None:
+    for table in (jobs, shadow_decisions):
+        table.create(conn, checkfirst=True)
+
+
 # (version, name, function). Append only: a released migration never changes.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "decisions audit trail", _m001_decisions),
     (2, "corrections, webhook deliveries, write-backs", _m002_corrections_deliveries_writebacks),
+    (3, "training jobs and shadow decisions", _m003_jobs_and_shadow),
 ]
 
 _PG_MIGRATION_LOCK = 7_361_227_014
@@ -281,7 +368,6 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar() or 0)
 
-
     # -- corrections ----------------------------------------------------------------------
 
     def add_correction(self, record: CorrectionRecord) -> None:
@@ -308,6 +394,98 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(corrections).order_by(corrections.c.id)).mappings()
             return [CorrectionRecord(**dict(row)) for row in rows]
+
+    # -- training jobs --------------------------------------------------------------------
+
+    def create_job(self, kind: str, options: dict[str, Any], requested_by: str | None) -> JobRecord:
+        """Queue a job; ``JobConflictError`` while another one is queued or running."""
+        record = JobRecord(
+            id=new_id(), kind=kind, status="queued", created_at=time.time(), options=options, requested_by=requested_by
+        )
+        row = msgspec.structs.asdict(record)
+        row["options"] = msgspec.json.encode(options).decode()
+        row["active_slot"] = 1
+        try:
+            with self._write() as conn:
+                conn.execute(jobs.insert().values(**row))
+        except sa.exc.IntegrityError:
+            raise JobConflictError("a training is already queued or running") from None
+        return record
+
+    def update_job(self, job_id: str, **values: Any) -> None:
+        """Change a job's status, timestamps, result or error."""
+        if "result" in values and values["result"] is not None:
+            values["result"] = msgspec.json.encode(values["result"]).decode()
+        if values.get("status") in {"succeeded", "failed"}:
+            values["active_slot"] = None
+        with self._write() as conn:
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        """One job by id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
+        return None if row is None else _job_from_row(row)
+
+    def fail_stale_jobs(self, older_than: float) -> int:
+        """Mark queued or running jobs whose heartbeat stopped before ``older_than`` as failed."""
+        stale = sa.and_(
+            jobs.c.active_slot.is_not(None),
+            sa.func.coalesce(jobs.c.heartbeat_at, jobs.c.created_at) < older_than,
+        )
+        with self._write() as conn:
+            result = conn.execute(
+                jobs.update()
+                .where(stale)
+                .values(
+                    status="failed",
+                    active_slot=None,
+                    finished_at=time.time(),
+                    error="interrupted: the process running it stopped",
+                )
+            )
+        return int(result.rowcount or 0)
+
+    # -- shadow decisions -----------------------------------------------------------------
+
+    def add_shadow_decisions(self, records: Sequence[ShadowRecord]) -> None:
+        """Record what a shadowed candidate decided."""
+        if records:
+            with self._write() as conn:
+                conn.execute(shadow_decisions.insert(), [msgspec.structs.asdict(r) for r in records])
+
+    def shadow_comparisons(self, version: str) -> list[ShadowComparison]:
+        """Every shadowed decision of ``version`` beside the active decision and the latest correction."""
+        latest = (
+            sa.select(corrections.c.decision_id, sa.func.max(corrections.c.id).label("last"))
+            .where(corrections.c.decision_id.is_not(None))
+            .group_by(corrections.c.decision_id)
+            .subquery()
+        )
+        corrected = corrections.alias("corrected")
+        query = (
+            sa.select(
+                decisions.c.id,
+                decisions.c.team,
+                shadow_decisions.c.team.label("shadow_team"),
+                corrected.c.team.label("fixed"),
+            )
+            .join(decisions, decisions.c.id == shadow_decisions.c.decision_id)
+            .outerjoin(latest, latest.c.decision_id == decisions.c.id)
+            .outerjoin(corrected, corrected.c.id == latest.c.last)
+            .where(shadow_decisions.c.model_version == version)
+        )
+        with self.engine.connect() as conn:
+            return [ShadowComparison(row[0], row[1], row[2], row[3]) for row in conn.execute(query)]
+
+
+def _job_from_row(row: Any) -> JobRecord:
+    values = dict(row)
+    values.pop("active_slot", None)
+    values["options"] = msgspec.json.decode(values["options"])
+    if values["result"] is not None:
+        values["result"] = msgspec.json.decode(values["result"])
+    return JobRecord(**values)
 
 
 def _decision_row(record: DecisionRecord) -> dict[str, Any]:

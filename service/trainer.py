@@ -1,17 +1,52 @@
-"""Training a new version from the configured data and registering it."""
+"""Training a new version from the training data and stored corrections, through the promotion gate."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator, Sequence
 
-from model.dataset import load_training_data
-from model.registry import Manifest, Registry
+import msgspec
+
+from model.dataset import LabelledTicket, TrainingData, load_training_data
+from model.errors import ModelIntegrityError, ModelNotFoundError
+from model.promotion import ActiveRecipe, GateResult, example_key, judge
+from model.registry import Activation, Manifest, Registry
+from model.taxonomy import Taxonomy, TaxonomyChange, diff_taxonomies
+from model.text import fingerprint
 from model.training import TrainingParams, train
 from service.settings import Settings
+from service.store import CorrectionRecord, Store, database_url_for
 
-__all__ = ["ensure_active_model", "train_version", "training_params"]
+__all__ = [
+    "GateRefusedError",
+    "TrainingOutcome",
+    "corrections_as_examples",
+    "ensure_active_model",
+    "open_store",
+    "open_store_context",
+    "promote",
+    "train_version",
+    "training_params",
+]
 
 log = logging.getLogger("ticket_router.trainer")
+
+
+class TrainingOutcome(msgspec.Struct, frozen=True):
+    """What a training run produced and whether it became the active model."""
+
+    version: str
+    activated: bool
+    reason: str
+    gate: GateResult
+    taxonomy_change: TaxonomyChange | None
+    cold_start_teams: list[str]
+    corrections_used: int
+    corrections_dropped: int
+    macro_f1: float | None
+    ece: float | None
+    seconds: float
 
 
 def training_params(settings: Settings) -> TrainingParams:
@@ -19,24 +54,162 @@ def training_params(settings: Settings) -> TrainingParams:
     return TrainingParams(target_precision=settings.target_precision)
 
 
-def train_version(settings: Settings, activate: bool = True, note: str = "", actor: str = "cli") -> Manifest:
-    """Train from ``settings.training_data``, store the version, and activate it if asked."""
+def open_store(settings: Settings) -> Store:
+    """The configured store."""
+    return Store.open(database_url_for(settings.database_url, settings.sqlite_path))
+
+
+def corrections_as_examples(
+    corrections: Sequence[CorrectionRecord], taxonomy: Taxonomy, weight: float
+) -> tuple[list[LabelledTicket], int]:
+    """Corrections people made, as weighted examples: the latest per ticket wins.
+
+    Corrections without text (feedback on a decision id alone) cannot train; corrections to a
+    team that is no longer in the taxonomy are dropped and counted.
+    """
+    latest: dict[str, CorrectionRecord] = {}
+    for record in corrections:  # oldest first, so later ones replace earlier ones
+        if not (record.title.strip() or record.body.strip()):
+            continue
+        latest[record.ticket_ref or record.text_sha256] = record
+    known = set(taxonomy.ids)
+    examples = [
+        LabelledTicket(title=r.title, body=r.body, team=r.team, id=r.id, source=f"correction:{r.source}", weight=weight)
+        for r in latest.values()
+        if r.team in known
+    ]
+    return examples, sum(1 for r in latest.values() if r.team not in known)
+
+
+def _merge(data: TrainingData, corrected: list[LabelledTicket]) -> list[LabelledTicket]:
+    """Training examples with any example that a correction relabels replaced by the correction."""
+    replaced = {fingerprint(t.text) for t in corrected}
+    return [t for t in data.examples if fingerprint(t.text) not in replaced] + corrected
+
+
+def train_version(
+    settings: Settings,
+    *,
+    activate: bool = True,
+    force: bool = False,
+    note: str = "",
+    actor: str = "cli",
+    store: Store | None = None,
+    params: TrainingParams | None = None,
+) -> TrainingOutcome:
+    """Train from the training data and stored corrections; activate if the gate passes (or ``force``).
+
+    ``params`` replaces the parameters the settings give (for experiments; the gate judges them).
+    """
     data = load_training_data(settings.training_data)
-    model = train(data.taxonomy, data.examples, training_params(settings))
+    if store is None:
+        with open_store_context(settings) as own:
+            records = own.all_corrections()
+    else:
+        records = store.all_corrections()
+    corrected, dropped = corrections_as_examples(records, data.taxonomy, settings.correction_weight)
+    examples = _merge(data, corrected)
+    params = params or training_params(settings)
+    model = train(data.taxonomy, examples, params)
+
     registry = Registry(settings.registry_dir)
-    manifest = registry.save(model, data.taxonomy.to_toml_dict(), note=note)
-    if activate:
-        registry.activate(manifest.version, actor=actor)
-    log.info("trained model %s in %.1fs", manifest.version, model.report.seconds)
-    return manifest
+    active = _active_manifest(registry)
+    gate = judge(data.taxonomy, examples, params, _recipe(active), settings.max_ece)
+    change = diff_taxonomies(Taxonomy.from_dict(active.taxonomy), data.taxonomy) if active else None
+    manifest = registry.save(
+        model,
+        data.taxonomy.to_toml_dict(),
+        note=note,
+        corrections_used=len(corrected),
+        corrections_dropped=dropped,
+        taxonomy_change=change,
+        gate=gate,
+        gate_against=active.version if active else None,
+        example_keys=[example_key(t) for t in examples],
+    )
+    activated = False
+    if not activate:
+        reason = "stored as a candidate (activation not requested)"
+    elif gate.passed or force:
+        registry.activate(manifest.version, actor=actor, reason="forced" if force and not gate.passed else gate.reason)
+        activated = True
+        reason = "activated" + (" (forced past the gate)" if force and not gate.passed else "")
+    else:
+        reason = f"stored as a candidate: {gate.reason}"
+    log.info("trained model %s in %.1fs: %s", manifest.version, model.report.seconds, reason)
+    cv = model.report.cv
+    return TrainingOutcome(
+        version=manifest.version,
+        activated=activated,
+        reason=reason,
+        gate=gate,
+        taxonomy_change=change,
+        cold_start_teams=model.report.cold_start_teams,
+        corrections_used=len(corrected),
+        corrections_dropped=dropped,
+        macro_f1=cv.macro_f1 if cv else None,
+        ece=cv.ece if cv else None,
+        seconds=model.report.seconds,
+    )
 
 
-def ensure_active_model(settings: Settings) -> Manifest | None:
+def _recipe(manifest: Manifest | None) -> ActiveRecipe | None:
+    """How a stored model was made, for the gate."""
+    if manifest is None:
+        return None
+    keys = frozenset(manifest.example_keys) if manifest.example_keys else None
+    return ActiveRecipe(taxonomy=Taxonomy.from_dict(manifest.taxonomy), params=manifest.params, example_keys=keys)
+
+
+def _active_manifest(registry: Registry) -> Manifest | None:
+    version = registry.active_version()
+    if version is None:
+        return None
+    try:
+        return registry.manifest(version)
+    except (ModelNotFoundError, ModelIntegrityError):
+        return None
+
+
+def ensure_active_model(settings: Settings) -> TrainingOutcome | None:
     """Train and activate the default model when the registry has no active version.
 
-    Returns the new manifest, or None when a version was already active.
+    Returns the outcome, or None when a version was already active.
     """
-    registry = Registry(settings.registry_dir)
-    if registry.active_version() is not None:
+    if Registry(settings.registry_dir).active_version() is not None:
         return None
-    return train_version(settings, activate=True, note="default model trained at first start", actor="serve")
+    return train_version(settings, note="default model trained at first start", actor="serve")
+
+
+class GateRefusedError(Exception):
+    """Raised when activation of a candidate is refused by the promotion gate (force overrides)."""
+
+
+def promote(settings: Settings, version: str, *, force: bool = False, actor: str = "cli") -> Activation:
+    """Activate ``version`` if the gate lets it (judged again if the active model changed since training)."""
+    registry = Registry(settings.registry_dir)
+    candidate = registry.manifest(version)
+    active = _active_manifest(registry)
+    if active is not None and active.version == version:
+        return registry.activate(version, actor=actor, reason="already active")
+    if force:
+        return registry.activate(version, actor=actor, reason="forced")
+    gate = candidate.gate
+    if gate is None or active is None or candidate.gate_against != active.version:
+        data = load_training_data(settings.training_data)
+        with open_store_context(settings) as store:
+            corrected, _ = corrections_as_examples(store.all_corrections(), data.taxonomy, settings.correction_weight)
+        gate = judge(data.taxonomy, _merge(data, corrected), candidate.params, _recipe(active), settings.max_ece)
+    if not gate.passed:
+        raise GateRefusedError(f"model {version} was not activated: {gate.reason}; use force to override")
+    return registry.activate(version, actor=actor, reason=gate.reason)
+
+
+@contextlib.contextmanager
+def open_store_context(settings: Settings) -> Iterator[Store]:
+    """The configured store, closed afterwards."""
+    store = open_store(settings)
+    try:
+        yield store
+    finally:
+        store.close()

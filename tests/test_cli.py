@@ -152,3 +152,47 @@ def test_serve_on_an_empty_registry_trains_first_then_answers(env: dict[str, str
         process.terminate()
         output = process.communicate(timeout=20)[0].decode()
     assert "trained and activated" in output
+
+
+def test_every_worker_process_follows_an_activation(env: dict[str, str], tmp_path: Path) -> None:
+    assert run(env, "train")[0] == 0
+    code, output = run(env, "train", "--json", "--no-activate", "--note", "second")
+    second = json.loads(output)["version"]
+    port = _free_port()
+    executable = shutil.which("ticket-router", path=str(Path(sys.executable).parent))
+    assert executable
+    process = subprocess.Popen(
+        [executable, "serve", "--port", str(port), "--workers", "2"],
+        env={**os.environ, **env, "TICKET_ROUTER_MODEL_POLL_SECONDS": "0.5"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        with httpx.Client(base_url=url, timeout=5) as client:
+            before = {
+                client.post("/v1/classify", json={"title": f"disk full {i}"}).json()["model_version"] for i in range(20)
+            }
+            assert second not in before
+            assert run(env, "models", "activate", second, "--force")[0] == 0
+            switched_at = time.monotonic()
+            seen: list[str] = []
+            while time.monotonic() - switched_at < 10:
+                # New connections each time, so both worker processes answer.
+                responses = [httpx.post(f"{url}/v1/classify", json={"title": f"ticket {i}"}) for i in range(10)]
+                assert {r.status_code for r in responses} == {200}
+                seen = [r.json()["model_version"] for r in responses]
+                if set(seen) == {second}:
+                    break
+                time.sleep(0.2)
+            assert set(seen) == {second}, "every worker serves the new version within seconds"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -59,8 +59,15 @@ def summary(manifest: Manifest, active: str | None) -> ModelSummary:
 async def list_models(runtime: Runtime) -> ModelsResponse:
     """Every stored version with its headline metrics, newest first."""
     registry = runtime.registry
-    manifests, active = await anyio.to_thread.run_sync(lambda: (registry.list(), registry.active_version()))
-    return ModelsResponse(active=active, models=[summary(m, active) for m in manifests])
+    manifests, active, shadow, history = await anyio.to_thread.run_sync(
+        lambda: (registry.list(), registry.active_version(), registry.shadow_version(), registry.history())
+    )
+    return ModelsResponse(
+        active=active,
+        shadow=shadow,
+        models=[summary(m, active) for m in manifests],
+        activations=list(reversed(history[-20:])),
+    )
 
 
 @get("/v1/models/{version:str}", summary="One model version", tags=["models"], guards=[api_guard])

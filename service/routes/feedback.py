@@ -1,0 +1,90 @@
+"""Corrections from people: the right team for a decision or a ticket, kept for the next training."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Annotated
+
+import anyio
+from litestar import get, post
+from litestar.params import Parameter
+
+from model.taxonomy import load_taxonomy
+from model.text import compose
+from service.auth import token_guard
+from service.errors import NotFoundError, UnprocessableError
+from service.runtime import Runtime
+from service.schemas import FeedbackOut, FeedbackPage, FeedbackRequest
+from service.store import CorrectionRecord, new_id
+
+__all__ = ["create_feedback", "list_feedback"]
+
+
+def _out(record: CorrectionRecord) -> FeedbackOut:
+    return FeedbackOut(
+        id=record.id,
+        created_at=record.created_at,
+        source=record.source,
+        team=record.team,
+        previous_team=record.previous_team,
+        decision_id=record.decision_id,
+        ticket_ref=record.ticket_ref,
+        actor=record.actor,
+        trainable=bool(record.title.strip() or record.body.strip()),
+    )
+
+
+def _correction(runtime: Runtime, data: FeedbackRequest) -> CorrectionRecord:
+    """Validate against the taxonomy and the audit trail, then store."""
+    teams = load_taxonomy(runtime.settings.training_data).ids
+    if data.team not in teams:
+        raise UnprocessableError(f"unknown team {data.team!r}; the taxonomy has {list(teams)}")
+    title, body = data.parts if (data.title or data.body or data.text) else (None, None)
+    text = compose(title, body)
+    text_sha256 = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    previous_team = None
+    ticket_ref = data.ticket_ref
+    if data.decision_id is not None:
+        decision = runtime.store.get_decision(data.decision_id)
+        if decision is None:
+            raise NotFoundError(f"no decision {data.decision_id!r} in the audit trail")
+        if text and text_sha256 != decision.text_sha256:
+            raise UnprocessableError("the text does not match the text of that decision")
+        previous_team = decision.team
+        text_sha256 = decision.text_sha256
+        ticket_ref = ticket_ref or decision.ticket_ref
+    record = CorrectionRecord(
+        id=new_id(),
+        created_at=time.time(),
+        source="api",
+        team=data.team,
+        title=title or "",
+        body=body or "",
+        text_sha256=text_sha256,
+        actor=data.actor,
+        previous_team=previous_team,
+        decision_id=data.decision_id,
+        ticket_ref=ticket_ref,
+    )
+    runtime.store.add_correction(record)
+    return record
+
+
+@post("/v1/feedback", status_code=201, summary="Record a correction", tags=["feedback"], guards=[token_guard])
+async def create_feedback(data: FeedbackRequest, runtime: Runtime) -> FeedbackOut:
+    """Store the right team for a decision id or a ticket text; it trains the next model."""
+    record = await anyio.to_thread.run_sync(_correction, runtime, data)
+    return _out(record)
+
+
+@get("/v1/feedback", summary="List corrections", tags=["feedback"], guards=[token_guard])
+async def list_feedback(
+    runtime: Runtime,
+    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    before: Annotated[str | None, Parameter(min_length=1, max_length=64)] = None,
+) -> FeedbackPage:
+    """Corrections from every source (API, GitHub, GitLab, Jira), newest first, a page at a time."""
+    records = await anyio.to_thread.run_sync(lambda: runtime.store.list_corrections(limit + 1, before))
+    page = records[:limit]
+    return FeedbackPage(items=[_out(r) for r in page], next=page[-1].id if len(records) > limit else None)
