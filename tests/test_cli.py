@@ -156,8 +156,7 @@ def test_serve_on_an_empty_registry_trains_first_then_answers(env: dict[str, str
 
 def test_every_worker_process_follows_an_activation(env: dict[str, str], tmp_path: Path) -> None:
     assert run(env, "train")[0] == 0
-    code, output = run(env, "train", "--json", "--no-activate", "--note", "second")
-    second = json.loads(output)["version"]
+    second = json.loads(run(env, "train", "--json", "--no-activate", "--note", "second")[1])["version"]
     port = _free_port()
     executable = shutil.which("ticket-router", path=str(Path(sys.executable).parent))
     assert executable

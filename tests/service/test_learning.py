@@ -11,8 +11,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from model.registry import Registry
 from model.pipeline import PipelineParams
+from model.registry import Registry
 from model.training import TrainingParams
 from service.app import create_app
 from service.settings import Settings
