@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.di import Provide
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from model.registry import Registry
 from service.decisions import DecisionWorker
 from service.errors import exception_handlers
 from service.jobs import TrainingJobs
+from service.logs import AccessLogMiddleware
 from service.routes.catalog import get_model, list_models, list_teams
 from service.routes.classify import classify, classify_batch
 from service.routes.feedback import create_feedback, list_feedback
@@ -75,7 +80,14 @@ def create_app(settings: Settings) -> Litestar:
             await anyio.to_thread.run_sync(decisions.stop)
             store.close()
 
-    return Litestar(
+    middleware = [PrometheusConfig(app_name="ticket-router", prefix="ticket_router", group_path=True).middleware]
+    rule = settings.rate_limit_rule
+    if rule is not None:
+        limit = RateLimitConfig(
+            rate_limit=rule, identifier_for_request=_client_key, exclude=["/healthz", "/readyz", "/metrics"]
+        )
+        middleware.insert(0, limit.middleware)
+    app = Litestar(
         route_handlers=[
             classify,
             classify_batch,
@@ -93,7 +105,9 @@ def create_app(settings: Settings) -> Litestar:
             list_feedback,
             healthz,
             readyz,
+            MetricsController,
         ],
+        middleware=middleware,
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
@@ -107,6 +121,24 @@ def create_app(settings: Settings) -> Litestar:
         ),
         debug=False,
     )
+    # Around the whole router, so that unmatched paths get a request id and an access line too.
+    app.asgi_handler = AccessLogMiddleware(app.asgi_handler)
+    return app
+
+
+class MetricsController(PrometheusController):
+    """Prometheus metrics at /metrics (every worker's, with several processes)."""
+
+    path = "/metrics"
+    include_in_schema = False
+
+
+def _client_key(request: Request[Any, Any, Any]) -> str:
+    """Rate limits apply per token when one is sent, else per client address (never storing the token)."""
+    token = request.headers.get("authorization")
+    if token:
+        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return "address:" + (request.client.host if request.client else "unknown")
 
 
 async def _watch_active_model(holder: ModelHolder, interval: float) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from model.decision import Decision
 from model.inference import Classifier
 from model.text import compose
+from service.metrics import count_decisions
 from service.serving import ModelHolder
 from service.store import DecisionRecord, ShadowRecord, Store, new_id
 
@@ -193,6 +194,8 @@ class DecisionWorker:
                     job.error = exc
             else:
                 self._record_shadow(item.shadow)
+                for job in item.jobs:
+                    count_decisions((result.decision for result in job.results), job.source)
             _deliver(item.jobs)
 
     def _record_shadow(self, records: list[ShadowRecord]) -> None:

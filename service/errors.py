@@ -202,7 +202,12 @@ def _handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) 
         429: "rate-limited",
     }.get(status, "client-error")
     detail = str(exc.detail) if exc.detail else HTTPStatus(status).phrase
-    return problem_response(request, status, slug, detail, dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if status == 429 and "Retry-After" not in headers:
+        # Litestar's rate limiter says when the window resets; Retry-After is what clients read.
+        headers["Retry-After"] = str(max(1, int(headers.get("RateLimit-Reset", "1"))))
+        detail = "too many requests from this client; retry after the number of seconds in Retry-After"
+    return problem_response(request, status, slug, detail, headers)
 
 
 def _handle_unexpected(request: Request[Any, Any, Any], exc: BaseException) -> Response[bytes]:

@@ -19,6 +19,7 @@ import anyio
 import msgspec
 
 from model.training import TrainingParams
+from service.metrics import TRAINING_JOBS, TRAINING_SECONDS
 from service.settings import Settings
 from service.store import JobRecord, Store
 from service.trainer import TrainingOutcome, train_version
@@ -101,6 +102,9 @@ class TrainingJobs:
         else:
             update = {"status": "failed", "finished_at": finished, "error": result.error}
         await anyio.to_thread.run_sync(lambda: self._store.update_job(record.id, **update))
+        TRAINING_JOBS.labels(update["status"]).inc()
+        if result.outcome is not None:
+            TRAINING_SECONDS.observe(result.outcome.seconds)
         log.info("training job %s %s", record.id, update["status"])
 
     async def _beat(self, job_id: str) -> None:

@@ -8,6 +8,7 @@ import threading
 from model.errors import ModelIntegrityError, ModelNotFoundError
 from model.inference import Classifier
 from model.registry import Manifest, Registry
+from service.metrics import set_active_model
 
 __all__ = ["ModelHolder", "NoModelError"]
 
@@ -59,6 +60,7 @@ class ModelHolder:
         """Load ``version`` from the registry and serve it from now on."""
         loaded = self.registry.load(version)
         classifier = loaded.classifier(self.max_chars, self.threshold_override)
+        set_active_model(version, self.version)
         self._current = (classifier, loaded.manifest)
         self.last_error = None
         log.info("serving model %s", version)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ __all__ = ["PREFIX", "Settings", "SettingsError", "WriteBackMode"]
 PREFIX = "TICKET_ROUTER_"
 
 WriteBackMode = Literal["label", "label+comment", "dry-run"]
+_RATE = re.compile(r"^([1-9][0-9]*)/(second|minute|hour|day)$")
 
 
 class SettingsError(ValueError):
@@ -49,6 +51,11 @@ class Settings:
     max_text_chars: int = 20_000
     model_poll_seconds: float = 2.0
 
+    # operations
+    rate_limit: str = "100/second"
+    max_concurrency: int = 1000
+    forwarded_allow_ips: str = "127.0.0.1"
+
     # learning loop
     correction_weight: float = 3.0
     max_ece: float = 0.05
@@ -66,6 +73,15 @@ class Settings:
     jira_email: str | None = None
     jira_api_token: str | None = _secret()
     write_back: WriteBackMode = "label"
+
+    @property
+    def rate_limit_rule(self) -> tuple[Literal["second", "minute", "hour", "day"], int] | None:
+        """The per-client request limit as (unit, count), or None when it is off."""
+        match = _RATE.match(self.rate_limit)
+        if match is None:
+            return None
+        count, unit = match.groups()
+        return unit, int(count)  # type: ignore[return-value]
 
     @property
     def registry_dir(self) -> Path:
@@ -108,6 +124,11 @@ class Settings:
             ),
             (self.model_poll_seconds > 0, "TICKET_ROUTER_MODEL_POLL_SECONDS must be positive"),
             (self.correction_weight > 0, "TICKET_ROUTER_CORRECTION_WEIGHT must be positive"),
+            (self.max_concurrency >= 1, "TICKET_ROUTER_MAX_CONCURRENCY must be at least 1"),
+            (
+                self.rate_limit == "off" or _RATE.match(self.rate_limit) is not None,
+                "TICKET_ROUTER_RATE_LIMIT must be 'off' or like '100/second' (second, minute, hour or day)",
+            ),
             (0.0 < self.max_ece <= 1.0, "TICKET_ROUTER_MAX_ECE must be in (0, 1]"),
         ]
         for ok, message in checks:

@@ -295,11 +295,29 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        """A write transaction that holds the database's write lock from its start."""
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(immediate=True)
-            with conn.begin():
+        """A write transaction that holds the database's write lock from its start.
+
+        Integrity errors pass through (callers use them to detect conflicts); any other database
+        failure becomes a ``StoreError``.
+        """
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(immediate=True)
+                with conn.begin():
+                    yield conn
+        except sa.exc.IntegrityError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"database write failed: {exc.__class__.__name__}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A connection for reading; a database failure becomes a ``StoreError``."""
+        try:
+            with self.engine.connect() as conn:
                 yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"database read failed: {exc.__class__.__name__}") from exc
 
     def migrate(self) -> list[int]:
         """Apply pending migrations once, even with several processes starting together."""
@@ -319,14 +337,14 @@ class Store:
 
     def schema_version(self) -> int:
         """The newest applied migration."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.max(schema_migrations.c.version))).scalar() or 0)
 
     def ping(self) -> None:
-        """Raise ``StoreError`` unless the database answers."""
+        """Raise ``StoreError`` unless the database answers and holds our schema."""
         try:
             with self.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
+                conn.execute(sa.select(sa.func.max(schema_migrations.c.version)))
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"database unavailable: {exc.__class__.__name__}") from None
 
@@ -351,7 +369,7 @@ class Store:
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         """One audit row by id."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(decisions).where(decisions.c.id == decision_id)).mappings().first()
         return None if row is None else _decision_from_row(row)
 
@@ -360,12 +378,12 @@ class Store:
         query = sa.select(decisions).order_by(decisions.c.created_at.desc()).limit(limit)
         if ticket_ref is not None:
             query = query.where(decisions.c.ticket_ref == ticket_ref)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [_decision_from_row(row) for row in conn.execute(query).mappings()]
 
     def count_decisions(self) -> int:
         """How many decisions the audit trail holds."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar() or 0)
 
     # -- corrections ----------------------------------------------------------------------
@@ -377,7 +395,7 @@ class Store:
 
     def get_correction(self, correction_id: str) -> CorrectionRecord | None:
         """One correction by id."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(corrections).where(corrections.c.id == correction_id)).mappings().first()
         return None if row is None else CorrectionRecord(**dict(row))
 
@@ -386,12 +404,12 @@ class Store:
         query = sa.select(corrections).order_by(corrections.c.id.desc()).limit(limit)
         if before is not None:
             query = query.where(corrections.c.id < before)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [CorrectionRecord(**dict(row)) for row in conn.execute(query).mappings()]
 
     def all_corrections(self) -> list[CorrectionRecord]:
         """Every correction, oldest first (for training)."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(sa.select(corrections).order_by(corrections.c.id)).mappings()
             return [CorrectionRecord(**dict(row)) for row in rows]
 
@@ -423,7 +441,7 @@ class Store:
 
     def get_job(self, job_id: str) -> JobRecord | None:
         """One job by id."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
         return None if row is None else _job_from_row(row)
 
@@ -475,7 +493,7 @@ class Store:
             .outerjoin(corrected, corrected.c.id == latest.c.last)
             .where(shadow_decisions.c.model_version == version)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [ShadowComparison(row[0], row[1], row[2], row[3]) for row in conn.execute(query)]
 
 

@@ -48,7 +48,7 @@ def settings(tmp_path: Path, trained_dir: Path) -> Settings:
     """Settings over a private copy of the trained data dir."""
     shutil.copytree(trained_dir / "var" / "models", tmp_path / "var" / "models")
     training = make_training_data(tmp_path / "training_data")
-    return Settings(data_dir=tmp_path / "var", training_data=training, model_poll_seconds=0.2)
+    return Settings(data_dir=tmp_path / "var", training_data=training, model_poll_seconds=0.2, rate_limit="off")
 
 
 @pytest.fixture
