@@ -80,6 +80,12 @@ def parse_example_lines(
         except msgspec.DecodeError as exc:
             problems.append(Problem(source, number, f"malformed JSON: {exc}"))
             continue
+        except UnicodeDecodeError:
+            problems.append(Problem(source, number, "not valid UTF-8"))
+            continue
+        except RecursionError:
+            problems.append(Problem(source, number, "JSON nested too deeply"))
+            continue
         if known is not None and row.team not in known:
             problems.append(Problem(source, number, f"unknown team {row.team!r}; the taxonomy has {sorted(known)}"))
             continue

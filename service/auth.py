@@ -1,4 +1,5 @@
-"""Bearer-token guards: API tokens for classification, the admin token for everything that changes state.
+"""Request guards: bearer tokens (API tokens for classification, the admin token for what changes
+state) and the content type of JSON bodies.
 
 Tokens are compared in constant time and never logged. With no API tokens configured the
 classify endpoints are open (local use); with no admin token configured the admin endpoints
@@ -13,10 +14,10 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from service.errors import ForbiddenError, NotAuthenticatedError
+from service.errors import ForbiddenError, NotAuthenticatedError, UnsupportedMediaError
 from service.runtime import Runtime
 
-__all__ = ["admin_guard", "api_guard", "bearer_token", "token_guard"]
+__all__ = ["admin_guard", "api_guard", "bearer_token", "json_body_guard", "token_guard"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ticket-router"'}
 
@@ -82,3 +83,19 @@ def token_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHand
         raise NotAuthenticatedError("send `Authorization: Bearer <token>`", _CHALLENGE)
     if not _matches(token, accepted):
         raise NotAuthenticatedError("unknown token", _CHALLENGE)
+
+
+def json_body_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Routes that read a JSON body refuse other content types with 415 (before reading the body)."""
+    has_body = (
+        connection.headers.get("content-length", "0") not in {"", "0"} or "transfer-encoding" in connection.headers
+    )
+    if not has_body:
+        return
+    media = connection.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise UnsupportedMediaError(
+        f"send the body as application/json, not {media or 'without a Content-Type'}"
+        " (with curl: -H 'content-type: application/json')"
+    )

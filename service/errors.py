@@ -221,7 +221,19 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{key}: {message}" if key and key != "data" else message
 
 
+def _handle_too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[bytes]:
+    # Only the JSON decoders recurse on request data: this is a hostile or broken body.
+    return problem_response(request, 400, "bad-request", "the JSON body is nested too deeply")
+
+
+def _handle_not_utf8(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[bytes]:
+    # The JSON decoders meet undecodable bytes in a request body.
+    return problem_response(request, 400, "bad-request", "the body is not valid UTF-8")
+
+
 exception_handlers: dict[type[Exception] | int, Any] = {
+    RecursionError: _handle_too_deep,
+    UnicodeDecodeError: _handle_not_utf8,
     ServiceError: _handle_service_error,
     RouterError: _handle_router_error,
     NoModelError: _handle_router_error,

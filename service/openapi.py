@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Operation, RequestBody
 
-__all__ = ["inline_schema"]
+__all__ = ["OptionalBodyOperation", "inline_schema", "problems"]
 
 
 def inline_schema(struct_type: type[Any]) -> dict[str, Any]:
@@ -26,3 +29,41 @@ def inline_schema(struct_type: type[Any]) -> dict[str, Any]:
 
     resolved: dict[str, Any] = resolve(raw)
     return resolved
+
+
+_DESCRIPTIONS = {
+    400: "The body is not valid JSON (or is empty)",
+    401: "No token, or an unknown one",
+    403: "The token lacks the right, or administration is disabled",
+    404: "No such resource",
+    409: "Conflicts with the current state (the gate refused, a training is already running)",
+    413: "A body or batch over its limit",
+    415: "A content type this endpoint does not read",
+    422: "Well-formed, but the fields are invalid",
+    429: "Too many requests from this client; see Retry-After",
+    503: "No model is loaded, or the database is unavailable",
+}
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem+json errors a route can answer with (429 always included)."""
+    from service.schemas import Problem
+
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            description=_DESCRIPTIONS[status],
+            media_type="application/problem+json",
+            generate_examples=False,
+        )
+        for status in sorted({*statuses, 429})
+    }
+
+
+@dataclass
+class OptionalBodyOperation(Operation):
+    """For handlers whose ``data`` defaults to None: the body may be left out."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False

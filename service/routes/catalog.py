@@ -9,13 +9,14 @@ from litestar import get
 from model.registry import Manifest
 from model.taxonomy import TRACKERS, Team
 from service.auth import api_guard
+from service.openapi import problems
 from service.runtime import Runtime
 from service.schemas import ModelDetail, ModelsResponse, ModelSummary, TeamOut, TeamsResponse
 
 __all__ = ["get_model", "list_models", "list_teams"]
 
 
-@get("/v1/teams", summary="The taxonomy in use", tags=["catalog"], guards=[api_guard])
+@get("/v1/teams", summary="The taxonomy in use", tags=["catalog"], guards=[api_guard], responses=problems(401, 503))
 async def list_teams(runtime: Runtime) -> TeamsResponse:
     """The teams the active model routes to, with their tracker labels."""
     runtime.holder.classifier  # noqa: B018 - raises NoModelError (503) when nothing is loaded
@@ -55,7 +56,7 @@ def summary(manifest: Manifest, active: str | None) -> ModelSummary:
     )
 
 
-@get("/v1/models", summary="Stored model versions", tags=["models"], guards=[api_guard])
+@get("/v1/models", summary="Stored model versions", tags=["models"], guards=[api_guard], responses=problems(401))
 async def list_models(runtime: Runtime) -> ModelsResponse:
     """Every stored version with its headline metrics, newest first."""
     registry = runtime.registry
@@ -70,7 +71,13 @@ async def list_models(runtime: Runtime) -> ModelsResponse:
     )
 
 
-@get("/v1/models/{version:str}", summary="One model version", tags=["models"], guards=[api_guard])
+@get(
+    "/v1/models/{version:str}",
+    summary="One model version",
+    tags=["models"],
+    guards=[api_guard],
+    responses=problems(401, 404, 409),
+)
 async def get_model(version: str, runtime: Runtime) -> ModelDetail:
     """The full manifest of a version: data hash, libraries, parameters, metrics, threshold."""
     manifest = await anyio.to_thread.run_sync(runtime.registry.manifest, version)

@@ -12,9 +12,9 @@ from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestB
 from litestar.params import Body
 
 from model.decision import Decision
-from service.auth import api_guard
+from service.auth import api_guard, json_body_guard
 from service.errors import BadRequestError, PayloadTooLargeError, UnprocessableError, UnsupportedMediaError
-from service.openapi import inline_schema
+from service.openapi import inline_schema, problems
 from service.runtime import Runtime
 from service.schemas import BatchRequest, BatchResponse, ClassifyRequest
 
@@ -47,13 +47,14 @@ BATCH_EXAMPLE = {
     description="Returns the owning team with a calibrated score for every team. The audit id of the"
     " decision is in the `X-Decision-Id` header (use it for feedback).",
     tags=["classify"],
-    guards=[api_guard],
+    guards=[api_guard, json_body_guard],
     responses={
         200: ResponseSpec(
             data_container=Decision,
             description="The decision",
             examples=[Example(id="decision", summary="A confident SRE decision", value=DECISION_EXAMPLE)],
-        )
+        ),
+        **problems(400, 401, 413, 415, 422, 503),
     },
 )
 async def classify(
@@ -126,7 +127,8 @@ def decode_batch(body: bytes, limit: int) -> BatchRequest:
             data_container=BatchResponse,
             description="Decisions in input order",
             examples=[Example(id="batch", value={"results": [{**DECISION_EXAMPLE, "id": "OPS-12"}]})],
-        )
+        ),
+        **problems(400, 401, 413, 415, 422, 503),
     },
 )
 async def classify_batch(request: Request[Any, Any, Any], runtime: Runtime) -> Response[BatchResponse]:

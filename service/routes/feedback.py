@@ -12,8 +12,9 @@ from litestar.params import Parameter
 
 from model.taxonomy import load_taxonomy
 from model.text import compose
-from service.auth import token_guard
+from service.auth import json_body_guard, token_guard
 from service.errors import NotFoundError, UnprocessableError
+from service.openapi import problems
 from service.runtime import Runtime
 from service.schemas import FeedbackOut, FeedbackPage, FeedbackRequest
 from service.store import CorrectionRecord, new_id
@@ -71,14 +72,21 @@ def _correction(runtime: Runtime, data: FeedbackRequest) -> CorrectionRecord:
     return record
 
 
-@post("/v1/feedback", status_code=201, summary="Record a correction", tags=["feedback"], guards=[token_guard])
+@post(
+    "/v1/feedback",
+    status_code=201,
+    summary="Record a correction",
+    tags=["feedback"],
+    guards=[token_guard, json_body_guard],
+    responses=problems(400, 401, 404, 415, 422, 503),
+)
 async def create_feedback(data: FeedbackRequest, runtime: Runtime) -> FeedbackOut:
     """Store the right team for a decision id or a ticket text; it trains the next model."""
     record = await anyio.to_thread.run_sync(_correction, runtime, data)
     return _out(record)
 
 
-@get("/v1/feedback", summary="List corrections", tags=["feedback"], guards=[token_guard])
+@get("/v1/feedback", summary="List corrections", tags=["feedback"], guards=[token_guard], responses=problems(401, 422))
 async def list_feedback(
     runtime: Runtime,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,

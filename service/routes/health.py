@@ -6,6 +6,7 @@ import anyio
 from litestar import get
 
 from service.errors import UnavailableError
+from service.openapi import problems
 from service.runtime import Runtime
 from service.schemas import Health
 from service.store import StoreError
@@ -19,7 +20,7 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@get("/readyz", summary="Readiness", tags=["operations"])
+@get("/readyz", summary="Readiness", tags=["operations"], responses=problems(503))
 async def readyz(runtime: Runtime) -> Health:
     """Ready when a model is loaded and the database answers; 503 otherwise."""
     version = runtime.holder.version

@@ -47,6 +47,16 @@ def test_validator_names_file_and_line(tmp_path: Path, bad_line: str, message: s
     assert f"{path}:3:" in str(info.value)
 
 
+def test_undecodable_lines_are_problems_too(tmp_path: Path) -> None:
+    path = tmp_path / "examples.jsonl"
+    path.write_bytes(b'{"title": "\xff\xfe", "team": "SRE"}\n' + b'{"title": ' + b"[" * 100_000 + b"\n")
+    with pytest.raises(DatasetError) as info:
+        load_examples([path], TAXONOMY)
+    first = info.value.problems[0]
+    assert (first.line, first.message) == (1, "not valid UTF-8")
+    assert info.value.problems[1].line == 2
+
+
 def test_every_problem_is_reported_not_just_the_first(tmp_path: Path) -> None:
     path = write(tmp_path, ["{", '{"title": "", "team": "SRE"}', '{"title": "ok", "team": "Nope"}'])
     with pytest.raises(DatasetError) as info:

@@ -14,6 +14,8 @@ from service.store import Store, database_url_for
 
 pytestmark = pytest.mark.anyio
 
+DEEP = b'{"title": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+DEEP_BATCH = b'{"items": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 SRE_TICKET = {"title": "Pods OOMKilled in production", "body": "memory limit too low, alert firing, customers see 503"}
 
 
@@ -141,6 +143,16 @@ async def test_without_a_model_the_service_is_live_but_not_ready(empty_settings:
         ("post", "/v1/classify", {"json": {"text": "x", "title": "y"}}, 422),
         ("post", "/v1/classify", {"json": ["title"]}, 422),
         ("post", "/v1/classify", {"content": b"x" * 2_000_000, "headers": {"content-type": "application/json"}}, 413),
+        ("post", "/v1/classify", {"content": b'{"title": "x"}', "headers": {"content-type": "text/plain"}}, 415),
+        ("post", "/v1/classify", {"content": b"title=x"}, 415),
+        (
+            "post",
+            "/v1/classify",
+            {"content": b'{"title": "\xff\xfe"}', "headers": {"content-type": "application/json"}},
+            400,
+        ),
+        ("post", "/v1/classify", {"content": DEEP, "headers": {"content-type": "application/json"}}, 400),
+        ("post", "/v1/classify/batch", {"content": DEEP_BATCH, "headers": {"content-type": "application/json"}}, 422),
         ("post", "/v1/classify/batch", {"content": b"{", "headers": {"content-type": "application/json"}}, 400),
         ("post", "/v1/classify/batch", {"content": b"", "headers": {"content-type": "application/json"}}, 400),
         ("post", "/v1/classify/batch", {"json": {"items": []}}, 422),
