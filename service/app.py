@@ -120,6 +120,7 @@ def create_app(settings: Settings) -> Litestar:
             render_plugins=[SwaggerRenderPlugin()],
         ),
         debug=False,
+        logging_config=None,  # logging is configured by whoever runs the app (`serve`: JSON lines)
     )
     # Around the whole router, so that unmatched paths get a request id and an access line too.
     app.asgi_handler = AccessLogMiddleware(app.asgi_handler)

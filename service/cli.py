@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -83,6 +84,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     """Serve the HTTP API, training the default model first if the registry has none."""
     import uvicorn
 
+    from service.logs import logging_config
     from service.trainer import ensure_active_model
 
     settings = _settings(ctx)
@@ -98,14 +100,24 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     # Worker processes build their settings from the environment: hand the overrides on.
     os.environ[PREFIX + "DATA_DIR"] = str(settings.data_dir)
     os.environ[PREFIX + "TRAINING_DATA"] = str(settings.training_data)
+    if settings.workers > 1:
+        # prometheus-client aggregates the workers' metrics through files in this directory.
+        metrics_dir = settings.data_dir / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run(
         "service.asgi:app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=False,
+        log_config=logging_config(settings.log_level),
+        access_log=False,  # the app writes its own access line, with the request id
+        limit_concurrency=settings.max_concurrency,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        proxy_headers=True,
+        timeout_keep_alive=5,
     )
 
 

@@ -29,7 +29,6 @@ __all__ = ["HEARTBEAT_SECONDS", "TrainingJobs", "run_training"]
 log = logging.getLogger("ticket_router.jobs")
 
 HEARTBEAT_SECONDS = 5.0
-STALE_AFTER_SECONDS = 60.0
 
 
 class _Result(msgspec.Struct, frozen=True):
@@ -65,7 +64,7 @@ class TrainingJobs:
 
     def recover(self) -> int:
         """Fail jobs left queued or running by a process that stopped; returns how many."""
-        count = self._store.fail_stale_jobs(time.time() - STALE_AFTER_SECONDS)
+        count = self._store.fail_stale_jobs(time.time() - self._settings.job_stale_seconds)
         if count:
             log.warning("marked %d interrupted training job(s) as failed", count)
         return count
@@ -109,7 +108,7 @@ class TrainingJobs:
 
     async def _beat(self, job_id: str) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(min(HEARTBEAT_SECONDS, self._settings.job_stale_seconds / 4))
             await anyio.to_thread.run_sync(lambda: self._store.update_job(job_id, heartbeat_at=time.time()))
 
     def _pool(self) -> ProcessPoolExecutor:

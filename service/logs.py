@@ -19,7 +19,7 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request
 
 _access = logging.getLogger("ticket_router.access")
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
-_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -59,6 +59,7 @@ class Settings:
     # learning loop
     correction_weight: float = 3.0
     max_ece: float = 0.05
+    job_stale_seconds: float = 60.0
 
     # trackers
     github_webhook_secret: str | None = _secret()
