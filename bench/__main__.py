@@ -8,7 +8,7 @@ import time
 
 from bench.common import console
 
-BENCHMARKS = ["accuracy", "learning", "latency", "footprint", "http"]
+BENCHMARKS = ["accuracy", "learning", "latency", "footprint", "http", "loadtest"]
 
 
 def main(names: list[str]) -> None:
