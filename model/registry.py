@@ -7,6 +7,8 @@ Layout under the registry root::
     <root>/ACTIVE                     the active version's name, replaced atomically
     <root>/SHADOW                     a candidate run beside the active model, if any
     <root>/history.jsonl              one line per activation (for rollback and the audit trail)
+
+The last three are the default ``FilePointers``; replicas that share a database keep them there.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import joblib
 import msgspec
@@ -35,7 +37,7 @@ from model.promotion import GateResult
 from model.taxonomy import TaxonomyChange
 from model.training import TrainedModel, TrainingParams, TrainingReport
 
-__all__ = ["Activation", "LoadedModel", "Manifest", "Registry", "current_libraries"]
+__all__ = ["Activation", "FilePointers", "LoadedModel", "Manifest", "Pointers", "Registry", "current_libraries"]
 
 ARTIFACT = "model.joblib"
 MANIFEST = "manifest.json"
@@ -104,6 +106,82 @@ class LoadedModel(msgspec.Struct, frozen=True):
         return Classifier(self.pipeline, m.teams, chosen, m.version, max_chars=max_chars)
 
 
+class Pointers(Protocol):
+    """Where a registry keeps its active and shadow versions and its activation history."""
+
+    def active(self) -> str | None:
+        """The active version, if any."""
+
+    def shadow(self) -> str | None:
+        """The version run in shadow, if any."""
+
+    def activate(self, event: Activation) -> None:
+        """Make ``event.version`` active and record the event, atomically."""
+
+    def set_shadow(self, version: str | None) -> None:
+        """Set or clear the shadow version."""
+
+    def history(self) -> list[Activation]:
+        """Every activation, oldest first."""
+
+    def record(self, manifest: Manifest) -> None:
+        """Note a newly saved version (for shared metadata; may do nothing)."""
+
+
+class FilePointers:
+    """Pointers as files beside the versions: ACTIVE and SHADOW (replaced atomically), history.jsonl."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def active(self) -> str | None:
+        """The ACTIVE file's version."""
+        return _read_pointer(self.root / "ACTIVE")
+
+    def shadow(self) -> str | None:
+        """The SHADOW file's version."""
+        return _read_pointer(self.root / "SHADOW")
+
+    def activate(self, event: Activation) -> None:
+        """Replace ACTIVE, then append the event to history.jsonl."""
+        _atomic_write(self.root / "ACTIVE", event.version + "\n")
+        with (self.root / "history.jsonl").open("ab") as handle:
+            handle.write(msgspec.json.encode(event) + b"\n")
+
+    def set_shadow(self, version: str | None) -> None:
+        """Replace or remove SHADOW."""
+        if version is None:
+            (self.root / "SHADOW").unlink(missing_ok=True)
+        else:
+            _atomic_write(self.root / "SHADOW", version + "\n")
+
+    def history(self) -> list[Activation]:
+        """history.jsonl, skipping a torn last line after a crash."""
+        path = self.root / "history.jsonl"
+        if not path.exists():
+            return []
+        decoder = msgspec.json.Decoder(Activation)
+        events = []
+        for line in path.read_bytes().splitlines():
+            if line.strip():
+                try:
+                    events.append(decoder.decode(line))
+                except msgspec.DecodeError:
+                    continue
+        return events
+
+    def record(self, manifest: Manifest) -> None:
+        """Nothing to do: the manifest is in the version's folder."""
+
+
+def _read_pointer(path: Path) -> str | None:
+    try:
+        name = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return name or None
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -117,10 +195,16 @@ def _now() -> dt.datetime:
 
 
 class Registry:
-    """Model versions under one directory; safe to share between processes."""
+    """Model versions under one directory; safe to share between processes.
 
-    def __init__(self, root: Path) -> None:
+    Artifacts and manifests are files under ``root``; the active and shadow pointers and the
+    activation history live wherever ``pointers`` keeps them (files beside the versions by
+    default, a shared database when several replicas serve).
+    """
+
+    def __init__(self, root: Path, pointers: Pointers | None = None) -> None:
         self.root = root
+        self.pointers: Pointers = pointers or FilePointers(root)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -175,13 +259,13 @@ class Registry:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        self.pointers.record(manifest)
         return manifest
 
     def activate(self, version: str, actor: str = "cli", kind: str = "activate", reason: str = "") -> Activation:
         """Point ACTIVE at ``version`` atomically and record the switch."""
         loaded = self.load(version)  # never point at something that would not load
         previous = self.active_version()
-        _atomic_write(self.root / "ACTIVE", version + "\n")
         cv = loaded.manifest.report.cv
         event = Activation(
             at=_now().isoformat(timespec="seconds"),
@@ -193,8 +277,7 @@ class Registry:
             macro_f1=cv.macro_f1 if cv else None,
             ece=cv.ece if cv else None,
         )
-        with (self.root / "history.jsonl").open("ab") as handle:
-            handle.write(msgspec.json.encode(event) + b"\n")
+        self.pointers.activate(event)
         return event
 
     def rollback(self, actor: str = "cli") -> Activation:
@@ -211,45 +294,23 @@ class Registry:
 
     def set_shadow(self, version: str | None) -> None:
         """Run ``version`` in shadow beside the active model (None stops shadowing)."""
-        path = self.root / "SHADOW"
-        if version is None:
-            path.unlink(missing_ok=True)
-            return
-        self.load(version)
-        _atomic_write(path, version + "\n")
+        if version is not None:
+            self.load(version)
+        self.pointers.set_shadow(version)
 
     # -- reading --------------------------------------------------------------------------
 
     def shadow_version(self) -> str | None:
         """The version running in shadow, if any."""
-        try:
-            name = (self.root / "SHADOW").read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            return None
-        return name or None
+        return self.pointers.shadow()
 
     def active_version(self) -> str | None:
         """The active version's name, or None when nothing was activated yet."""
-        try:
-            name = (self.root / "ACTIVE").read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            return None
-        return name or None
+        return self.pointers.active()
 
     def history(self) -> list[Activation]:
         """Every activation, oldest first."""
-        path = self.root / "history.jsonl"
-        if not path.exists():
-            return []
-        decoder = msgspec.json.Decoder(Activation)
-        events = []
-        for line in path.read_bytes().splitlines():
-            if line.strip():
-                try:
-                    events.append(decoder.decode(line))
-                except msgspec.DecodeError:
-                    continue  # a torn last line after a crash: ignore it
-        return events
+        return self.pointers.history()
 
     def manifest(self, version: str) -> Manifest:
         """The manifest of ``version``."""

@@ -18,11 +18,11 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
-from model.registry import Registry
 from service.decisions import DecisionWorker
 from service.errors import exception_handlers
 from service.jobs import TrainingJobs
 from service.logs import AccessLogMiddleware
+from service.pointers import registry_for
 from service.routes.catalog import get_model, list_models, list_teams
 from service.routes.classify import classify, classify_batch
 from service.routes.feedback import create_feedback, list_feedback
@@ -59,7 +59,7 @@ def create_app(settings: Settings) -> Litestar:
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         url = database_url_for(settings.database_url, settings.sqlite_path)
         store = await anyio.to_thread.run_sync(Store.open, url)
-        registry = Registry(settings.registry_dir)
+        registry = registry_for(settings, store)
         holder = ModelHolder(registry, settings.max_text_chars, settings.abstain_threshold)
         await anyio.to_thread.run_sync(holder.refresh)
         decisions = DecisionWorker(holder, store)

@@ -18,7 +18,8 @@ from rich.table import Table
 
 from model.errors import RouterError
 from model.evaluation import Metrics
-from model.registry import Manifest, Registry
+from model.registry import Manifest
+from service.pointers import registry_for
 from service.settings import PREFIX, Settings, SettingsError
 from service.store import StoreError
 from service.trainer import GateRefusedError
@@ -152,7 +153,7 @@ def train(ctx: click.Context, note: str, activate: bool, force: bool, params_jso
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode(outcome)).decode())
         return
-    _print_training(Registry(settings.registry_dir).manifest(outcome.version), outcome.reason)
+    _print_training(registry_for(settings).manifest(outcome.version), outcome.reason)
     change = outcome.taxonomy_change
     if change is not None and change.changed:
         out.print(
@@ -290,7 +291,7 @@ def classify(ctx: click.Context, text: str | None, title: str | None, body: str 
     if not any(p and p.strip() for p in parts):
         raise click.UsageError("nothing to classify: give TEXT or --title/--body")
     settings = _settings(ctx)
-    loaded = Registry(settings.registry_dir).load_active()
+    loaded = registry_for(settings).load_active()
     decision = loaded.classifier(settings.max_text_chars, settings.abstain_threshold).decide(*parts)
     store = Store.open(database_url_for(settings.database_url, settings.sqlite_path))
     try:
@@ -326,7 +327,7 @@ def models() -> None:
 @_friendly
 def models_list(ctx: click.Context, as_json: bool) -> None:
     """Stored versions, newest first."""
-    registry = Registry(_settings(ctx).registry_dir)
+    registry = registry_for(_settings(ctx))
     manifests = registry.list()
     active = registry.active_version()
     if as_json:
@@ -366,7 +367,7 @@ def models_list(ctx: click.Context, as_json: bool) -> None:
 @_friendly
 def models_show(ctx: click.Context, version: str) -> None:
     """Print a version's manifest as JSON."""
-    manifest = Registry(_settings(ctx).registry_dir).manifest(version)
+    manifest = registry_for(_settings(ctx)).manifest(version)
     click.echo(msgspec.json.format(msgspec.json.encode(manifest)).decode())
 
 
@@ -388,5 +389,5 @@ def models_activate(ctx: click.Context, version: str, force: bool) -> None:
 @_friendly
 def models_rollback(ctx: click.Context) -> None:
     """Return to the version that was active before the current one."""
-    event = Registry(_settings(ctx).registry_dir).rollback()
+    event = registry_for(_settings(ctx)).rollback()
     out.print(f"active: {event.version} (rolled back from {event.previous})")

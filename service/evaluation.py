@@ -10,8 +10,8 @@ import msgspec
 from model.dataset import example_files, load_examples, load_training_data
 from model.evaluation import Metrics, choose_threshold, evaluate_classifier, plot_confusion
 from model.inference import Classifier
-from model.registry import Registry
 from model.training import TrainingParams, cross_validate, train
+from service.pointers import registry_for
 from service.settings import Settings
 from service.trainer import training_params
 
@@ -54,7 +54,7 @@ def run_evaluation(
     )
     if holdout is not None:
         if model_version:
-            registry = Registry(settings.registry_dir)
+            registry = registry_for(settings)
             version = registry.active_version() if model_version == "active" else model_version
             loaded = registry.load_active() if model_version == "active" else registry.load(model_version)
             classifier = loaded.classifier(settings.max_text_chars)

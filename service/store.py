@@ -8,6 +8,7 @@ starting at once apply each migration exactly once.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -58,9 +59,22 @@ decisions = sa.Table(
 )
 
 
+_last_stamp = 0
+_stamp_lock = threading.Lock()
+
+
 def new_id() -> str:
-    """A unique row id that sorts by creation time: milliseconds since the epoch, then randomness."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
+    """A unique 32-character row id that sorts by creation time: microseconds, then randomness.
+
+    Within a process the time part strictly increases, so ids made in the same microsecond
+    still sort in the order they were made.
+    """
+    global _last_stamp
+    with _stamp_lock:
+        now = time.time_ns() // 1000
+        _last_stamp = now if now > _last_stamp else _last_stamp + 1
+        stamp = _last_stamp
+    return f"{stamp:014x}{secrets.token_hex(9)}"
 
 
 corrections = sa.Table(
@@ -140,6 +154,30 @@ shadow_decisions = sa.Table(
     sa.Column("team", sa.String(64), nullable=False),
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("abstained", sa.Boolean, nullable=False),
+)
+
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("version", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("manifest", sa.Text, nullable=False),
+)
+
+model_pointers = sa.Table(
+    "model_pointers",
+    metadata,
+    sa.Column("name", sa.String(16), primary_key=True),
+    sa.Column("version", sa.String(64), nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+activations = sa.Table(
+    "activations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("event", sa.Text, nullable=False),
 )
 
 
@@ -232,11 +270,20 @@ def _m003_jobs_and_shadow(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _m004_model_pointers(conn: Connection) -> None:
+    for table in (model_versions, model_pointers, activations):
+        table.create(conn, checkfirst=True)
+    conn.execute(
+        model_pointers.insert(), [{"name": n, "version": None, "updated_at": time.time()} for n in ("active", "shadow")]
+    )
+
+
 # (version, name, function). Append only: a released migration never changes.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "decisions audit trail", _m001_decisions),
     (2, "corrections, webhook deliveries, write-backs", _m002_corrections_deliveries_writebacks),
     (3, "training jobs and shadow decisions", _m003_jobs_and_shadow),
+    (4, "model versions, pointers and activations shared by replicas", _m004_model_pointers),
 ]
 
 _PG_MIGRATION_LOCK = 7_361_227_014
@@ -495,6 +542,47 @@ class Store:
         )
         with self._read() as conn:
             return [ShadowComparison(row[0], row[1], row[2], row[3]) for row in conn.execute(query)]
+
+    # -- model pointers (shared by replicas) -------------------------------------------------
+
+    def pointer(self, name: str) -> str | None:
+        """The version a pointer ('active' or 'shadow') names."""
+        with self._read() as conn:
+            row = conn.execute(sa.select(model_pointers.c.version).where(model_pointers.c.name == name)).first()
+        return None if row is None else row[0]
+
+    def set_pointer(self, name: str, version: str | None, event: bytes | None = None) -> None:
+        """Point ``name`` at ``version``; with ``event``, record the activation in the same transaction."""
+        with self._write() as conn:
+            conn.execute(
+                model_pointers.update()
+                .where(model_pointers.c.name == name)
+                .values(version=version, updated_at=time.time())
+            )
+            if event is not None:
+                conn.execute(activations.insert().values(id=new_id(), event=event.decode()))
+
+    def activation_events(self) -> list[bytes]:
+        """Every recorded activation, oldest first, as JSON."""
+        with self._read() as conn:
+            rows = conn.execute(sa.select(activations.c.event).order_by(activations.c.id))
+            return [row[0].encode() for row in rows]
+
+    def record_model_version(self, version: str, created_at: str, manifest: bytes) -> None:
+        """Keep a version's manifest where every replica can query it."""
+        with self._write() as conn:
+            exists = conn.execute(
+                sa.select(model_versions.c.version).where(model_versions.c.version == version)
+            ).first()
+            if exists is None:
+                conn.execute(
+                    model_versions.insert().values(version=version, created_at=created_at, manifest=manifest.decode())
+                )
+
+    @property
+    def is_shared(self) -> bool:
+        """Whether several machines may use this database (PostgreSQL), rather than one (SQLite)."""
+        return not self.is_sqlite
 
 
 def _job_from_row(row: Any) -> JobRecord:

@@ -15,6 +15,7 @@ from model.registry import Activation, Manifest, Registry
 from model.taxonomy import Taxonomy, TaxonomyChange, diff_taxonomies
 from model.text import fingerprint
 from model.training import TrainingParams, train
+from service.pointers import registry_for
 from service.settings import Settings
 from service.store import CorrectionRecord, Store, database_url_for
 
@@ -102,17 +103,31 @@ def train_version(
     ``params`` replaces the parameters the settings give (for experiments; the gate judges them).
     """
     data = load_training_data(settings.training_data)
-    if store is None:
-        with open_store_context(settings) as own:
-            records = own.all_corrections()
-    else:
-        records = store.all_corrections()
-    corrected, dropped = corrections_as_examples(records, data.taxonomy, settings.correction_weight)
+    with contextlib.ExitStack() as stack:
+        if store is None:
+            store = stack.enter_context(open_store_context(settings))
+        return _train_with_store(
+            settings, data, store, activate=activate, force=force, note=note, actor=actor, params=params
+        )
+
+
+def _train_with_store(
+    settings: Settings,
+    data: TrainingData,
+    store: Store,
+    *,
+    activate: bool,
+    force: bool,
+    note: str,
+    actor: str,
+    params: TrainingParams | None,
+) -> TrainingOutcome:
+    corrected, dropped = corrections_as_examples(store.all_corrections(), data.taxonomy, settings.correction_weight)
     examples = _merge(data, corrected)
     params = params or training_params(settings)
     model = train(data.taxonomy, examples, params)
 
-    registry = Registry(settings.registry_dir)
+    registry = registry_for(settings, store)
     active = _active_manifest(registry)
     gate = judge(data.taxonomy, examples, params, _recipe(active), settings.max_ece)
     change = diff_taxonomies(Taxonomy.from_dict(active.taxonomy), data.taxonomy) if active else None
@@ -176,9 +191,10 @@ def ensure_active_model(settings: Settings) -> TrainingOutcome | None:
 
     Returns the outcome, or None when a version was already active.
     """
-    if Registry(settings.registry_dir).active_version() is not None:
-        return None
-    return train_version(settings, note="default model trained at first start", actor="serve")
+    with open_store_context(settings) as store:
+        if registry_for(settings, store).active_version() is not None:
+            return None
+        return train_version(settings, note="default model trained at first start", actor="serve", store=store)
 
 
 class GateRefusedError(Exception):
@@ -187,7 +203,12 @@ class GateRefusedError(Exception):
 
 def promote(settings: Settings, version: str, *, force: bool = False, actor: str = "cli") -> Activation:
     """Activate ``version`` if the gate lets it (judged again if the active model changed since training)."""
-    registry = Registry(settings.registry_dir)
+    with open_store_context(settings) as store:
+        return _promote(settings, store, version, force=force, actor=actor)
+
+
+def _promote(settings: Settings, store: Store, version: str, *, force: bool, actor: str) -> Activation:
+    registry = registry_for(settings, store)
     candidate = registry.manifest(version)
     active = _active_manifest(registry)
     if active is not None and active.version == version:
@@ -197,8 +218,7 @@ def promote(settings: Settings, version: str, *, force: bool = False, actor: str
     gate = candidate.gate
     if gate is None or active is None or candidate.gate_against != active.version:
         data = load_training_data(settings.training_data)
-        with open_store_context(settings) as store:
-            corrected, _ = corrections_as_examples(store.all_corrections(), data.taxonomy, settings.correction_weight)
+        corrected, _ = corrections_as_examples(store.all_corrections(), data.taxonomy, settings.correction_weight)
         gate = judge(data.taxonomy, _merge(data, corrected), candidate.params, _recipe(active), settings.max_ece)
     if not gate.passed:
         raise GateRefusedError(f"model {version} was not activated: {gate.reason}; use force to override")

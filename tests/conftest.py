@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -66,3 +69,33 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 def empty_settings(tmp_path: Path) -> Settings:
     """Settings over an empty registry (no model)."""
     return Settings(data_dir=tmp_path / "empty-var", training_data=make_training_data(tmp_path / "td"))
+
+
+PG_URL = os.environ.get("TICKET_ROUTER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (skipped when no server answers)."""
+    try:
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(
+            f"PostgreSQL is not reachable at {PG_URL} ({str(exc).strip()}); set TICKET_ROUTER_TEST_DATABASE_URL"
+        )
+    name = f"ticket_router_test_{secrets.token_hex(6)}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each backend in turn: embedded SQLite, then PostgreSQL (skipped when unreachable)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url

@@ -1,0 +1,91 @@
+"""The same store code on both backends: SQLite (embedded) and PostgreSQL (shared by replicas)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from service.store import (
+    MIGRATIONS,
+    CorrectionRecord,
+    DecisionRecord,
+    JobConflictError,
+    Store,
+    database_url_for,
+    new_id,
+)
+
+
+def decision(team: str = "SRE", ref: str | None = None) -> DecisionRecord:
+    return DecisionRecord(
+        id=new_id(),
+        created_at=time.time(),
+        source="api",
+        text_sha256="a" * 64,
+        team=team,
+        confidence=0.9,
+        abstained=False,
+        model_version="v1",
+        scores={"SRE": 0.9, "DevOps": 0.1},
+        ticket_ref=ref,
+    )
+
+
+def test_migrations_run_once_even_when_processes_start_together(database_url: str) -> None:
+    url = database_url_for(database_url, None)  # type: ignore[arg-type]
+    stores: list[Store] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            stores.append(Store.open(url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert not errors, errors
+        assert {s.schema_version() for s in stores} == {MIGRATIONS[-1][0]}
+        assert stores[0].migrate() == [], "nothing left to apply"
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_decisions_corrections_jobs_and_pointers(database_url: str) -> None:
+    store = Store.open(database_url_for(database_url, None))  # type: ignore[arg-type]
+    try:
+        records = [decision(ref="github:o/r#1"), decision("DevOps")]
+        store.add_decisions(records)
+        assert store.get_decision(records[0].id) == records[0]
+        assert store.count_decisions() == 2
+        assert [r.id for r in store.recent_decisions(ticket_ref="github:o/r#1")] == [records[0].id]
+
+        ids = []
+        for i in range(3):
+            correction = CorrectionRecord(new_id(), time.time(), "api", "SRE", f"ticket {i}", "", "b" * 64)
+            store.add_correction(correction)
+            ids.append(correction.id)
+        assert [c.id for c in store.list_corrections(2)] == ids[::-1][:2]
+        assert [c.id for c in store.list_corrections(2, before=ids[1])] == ids[:1]
+        assert [c.id for c in store.all_corrections()] == ids
+
+        job = store.create_job("train", {"note": "x"}, "ana")
+        with pytest.raises(JobConflictError):
+            store.create_job("train", {}, "bob")
+        store.update_job(job.id, status="succeeded", result={"version": "v2"})
+        assert store.get_job(job.id).result == {"version": "v2"}  # type: ignore[union-attr]
+        store.create_job("train", {}, "bob")  # the slot is free again
+
+        assert store.pointer("active") is None
+        store.set_pointer("active", "v2", b'{"at": "now", "version": "v2", "previous": null}')
+        assert store.pointer("active") == "v2"
+        assert store.activation_events() == [b'{"at": "now", "version": "v2", "previous": null}']
+    finally:
+        store.close()
