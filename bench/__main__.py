@@ -8,7 +8,7 @@ import time
 
 from bench.common import console
 
-BENCHMARKS = ["accuracy", "learning", "latency", "footprint", "http", "loadtest"]
+BENCHMARKS = ["accuracy", "learning", "latency", "footprint", "http", "loadtest", "replicas"]
 
 
 def main(names: list[str]) -> None:

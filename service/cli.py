@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -79,9 +80,10 @@ def main(ctx: click.Context, data_dir: Path | None, training_data: Path | None) 
 @click.option("--host", help=f"Overrides {PREFIX}HOST.")
 @click.option("--port", type=int, help=f"Overrides {PREFIX}PORT.")
 @click.option("--workers", type=int, help=f"Overrides {PREFIX}WORKERS.")
+@click.option("--fd", type=int, help="Accept on this already-bound socket (socket activation, shared ports).")
 @click.pass_context
 @_friendly
-def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None, fd: int | None) -> None:
     """Serve the HTTP API, training the default model first if the registry has none."""
     import uvicorn
 
@@ -101,6 +103,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     # Worker processes build their settings from the environment: hand the overrides on.
     os.environ[PREFIX + "DATA_DIR"] = str(settings.data_dir)
     os.environ[PREFIX + "TRAINING_DATA"] = str(settings.training_data)
+    if fd is not None:
+        # Accepted connections inherit TCP_NODELAY from the listener; without it, responses
+        # written in two parts wait for the client's delayed ACK (about 40 ms each).
+        listener = socket.socket(fileno=fd)
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        listener.detach()
     if settings.workers > 1:
         # prometheus-client aggregates the workers' metrics through files in this directory.
         metrics_dir = settings.data_dir / "prometheus"
@@ -112,6 +120,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         factory=True,
         host=settings.host,
         port=settings.port,
+        fd=fd,
         workers=settings.workers,
         log_config=logging_config(settings.log_level),
         access_log=False,  # the app writes its own access line, with the request id
@@ -120,6 +129,26 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         proxy_headers=True,
         timeout_keep_alive=5,
     )
+
+
+@main.command()
+@click.pass_context
+@_friendly
+def init(ctx: click.Context) -> None:
+    """Prepare the data dir: migrate the database and train the default model if none is active.
+
+    Safe to run again and from several places at once (replicas start after it in compose).
+    """
+    from service.trainer import ensure_active_model, open_store_context
+
+    settings = _settings(ctx)
+    with open_store_context(settings) as store:
+        version = store.schema_version()
+    trained = ensure_active_model(settings)
+    if trained is None:
+        out.print(f"ready: database schema {version}, a model is already active")
+    else:
+        out.print(f"ready: database schema {version}, trained and activated {trained.version}")
 
 
 # -- train / evaluate / validate -----------------------------------------------------------
@@ -391,3 +420,7 @@ def models_rollback(ctx: click.Context) -> None:
     """Return to the version that was active before the current one."""
     event = registry_for(_settings(ctx)).rollback()
     out.print(f"active: {event.version} (rolled back from {event.previous})")
+
+
+if __name__ == "__main__":
+    main()

@@ -195,3 +195,12 @@ def test_every_worker_process_follows_an_activation(env: dict[str, str], tmp_pat
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_init_trains_the_default_model_once(env: dict[str, str], tmp_path: Path) -> None:
+    code, output = run(env, "init")
+    assert code == 0 and "trained and activated" in output
+    active = (tmp_path / "var" / "models" / "ACTIVE").read_text()
+    code, output = run(env, "init")
+    assert code == 0 and "already active" in output
+    assert (tmp_path / "var" / "models" / "ACTIVE").read_text() == active

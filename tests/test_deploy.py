@@ -1,4 +1,4 @@
-"""compose.yaml and the Dockerfile, checked without a Docker engine."""
+"""compose.yaml, the nginx configuration and the Dockerfile, checked without a Docker engine."""
 
 from __future__ import annotations
 
@@ -15,9 +15,14 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+def interpolate(text: str) -> str:
+    """What docker compose sees with an empty environment: ${VAR:-default} -> default, ${VAR} -> ''."""
+    return re.sub(r"\$\{[A-Z0-9_]+(?::?-([^}]*))?\}", lambda m: m.group(1) or "", text)
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    data: dict[str, Any] = yaml.safe_load(interpolate((ROOT / "compose.yaml").read_text()))
     return data
 
 
@@ -26,20 +31,45 @@ def test_compose_file_matches_the_compose_specification(compose: dict[str, Any])
     jsonschema.Draft201909Validator(schema).validate(compose)
 
 
-def test_router_service_has_port_volume_healthcheck_and_environment(compose: dict[str, Any]) -> None:
+def test_postgres_has_a_volume_and_a_healthcheck(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    volume, _, target = postgres["volumes"][0].partition(":")
+    assert volume in compose["volumes"] and target == "/var/lib/postgresql/data"
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+
+
+def test_router_replicas_share_the_registry_and_wait_for_postgres(compose: dict[str, Any]) -> None:
     router = compose["services"]["router"]
-    assert router["build"] == "."
-    assert any(str(p).endswith(":8000") for p in router["ports"])
+    assert router["deploy"]["replicas"] >= 2
     env = router["environment"]
     assert env["TICKET_ROUTER_HOST"] == "0.0.0.0"
-    data_dir = env["TICKET_ROUTER_DATA_DIR"]
-    volume, _, target = router["volumes"][0].partition(":")
-    assert target == data_dir
-    assert volume in compose["volumes"], "the data dir is a named volume"
+    assert (
+        env["TICKET_ROUTER_DATABASE_URL"].startswith("postgresql://")
+        and "@postgres:5432/" in env["TICKET_ROUTER_DATABASE_URL"]
+    )
     assert all(key.startswith("TICKET_ROUTER_") for key in env)
-    health = router["healthcheck"]
-    assert "/readyz" in " ".join(health["test"])
-    assert {"interval", "timeout", "retries"} <= set(health)
+    volume, _, target = router["volumes"][0].partition(":")
+    assert target == env["TICKET_ROUTER_DATA_DIR"] and volume in compose["volumes"], "one registry volume for all"
+    assert router["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert router["depends_on"]["init"]["condition"] == "service_completed_successfully"
+    assert "/readyz" in " ".join(router["healthcheck"]["test"])
+    assert "ports" not in router, "only the proxy is published"
+    init = compose["services"]["init"]
+    assert init["command"] == ["ticket-router", "init"]
+    assert init["environment"] == env and init["volumes"] == router["volumes"]
+
+
+def test_the_proxy_balances_across_the_replicas(compose: dict[str, Any]) -> None:
+    proxy = compose["services"]["proxy"]
+    assert any(str(p).endswith(":80") for p in proxy["ports"])
+    assert proxy["depends_on"]["router"]["condition"] == "service_healthy"
+    source, _, target = proxy["volumes"][0].partition(":")
+    config = (ROOT / source).read_text()
+    assert target.startswith("/etc/nginx/conf.d/")
+    assert re.search(r"upstream ticket_router \{\s*server router:8000;", config)
+    assert config.count("proxy_pass http://ticket_router;") == 2
+    assert "X-Forwarded-For" in config and "proxy_request_buffering off" in config
+    assert config.count("{") == config.count("}")
 
 
 def test_dockerfile_is_small_non_root_and_installs_from_pyproject() -> None:
@@ -54,7 +84,7 @@ def test_dockerfile_is_small_non_root_and_installs_from_pyproject() -> None:
 
 
 def healthcheck_command(compose: dict[str, Any], port: int) -> list[str]:
-    """The compose healthcheck as an argv, pointed at ``port``."""
+    """The router's compose healthcheck as an argv, pointed at ``port``."""
     test = compose["services"]["router"]["healthcheck"]["test"]
     assert test[0] == "CMD"
     return [part.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for part in test[1:]]
