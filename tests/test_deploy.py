@@ -88,3 +88,25 @@ def healthcheck_command(compose: dict[str, Any], port: int) -> list[str]:
     test = compose["services"]["router"]["healthcheck"]["test"]
     assert test[0] == "CMD"
     return [part.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for part in test[1:]]
+
+
+def test_kubernetes_manifests_share_postgres_from_a_secret_and_one_registry() -> None:
+    documents = list(yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / "ticket-router.yaml").read_text()))
+    kinds = {d["kind"]: d for d in documents}
+    assert set(kinds) == {"PersistentVolumeClaim", "Job", "Deployment", "Service"}
+    assert kinds["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteMany"]
+    deployment = kinds["Deployment"]["spec"]
+    assert deployment["replicas"] >= 2
+    pod = deployment["template"]["spec"]
+    [container] = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["TICKET_ROUTER_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "ticket-router",
+        "key": "database-url",
+    }
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == kinds["PersistentVolumeClaim"]["metadata"]["name"]
+    assert container["volumeMounts"][0]["mountPath"] == env["TICKET_ROUTER_DATA_DIR"]["value"]
+    assert kinds["Job"]["spec"]["template"]["spec"]["containers"][0]["command"] == ["ticket-router", "init"]
+    assert kinds["Service"]["spec"]["selector"] == deployment["selector"]["matchLabels"]
