@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import MediaType, Request, Response, post
+from litestar.exceptions import InternalServerException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestBody
+from litestar.openapi.spec import Example, OpenAPIMediaType, OpenAPIResponse, Operation, RequestBody
 from litestar.params import Body
 
 from model.decision import Decision
@@ -16,7 +18,10 @@ from service.auth import api_guard, json_body_guard
 from service.errors import BadRequestError, PayloadTooLargeError, UnprocessableError, UnsupportedMediaError
 from service.openapi import inline_schema, problems
 from service.runtime import Runtime
-from service.schemas import BatchRequest, BatchResponse, ClassifyRequest
+from service.schemas import BatchItem, BatchRequest, BatchResponse, ClassifyRequest
+from service.serving import NoModelError
+from service.store import StoreError
+from service.streaming import DuplexStream
 
 __all__ = ["classify", "classify_batch"]
 
@@ -79,6 +84,11 @@ class _BatchOperation(Operation):
     """The batch body is decoded by the handler (JSON or NDJSON), so its schema is declared here."""
 
     def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
+            ok.content[NDJSON] = OpenAPIMediaType(
+                schema={"type": "string", "description": "One decision (or line error) a line"},  # type: ignore[arg-type]
+            )
         self.request_body = RequestBody(
             required=True,
             description="A JSON object with `items`, or (with `Content-Type: application/x-ndjson`)"
@@ -88,11 +98,24 @@ class _BatchOperation(Operation):
                     schema=inline_schema(BatchRequest),  # type: ignore[arg-type]
                     examples={"batch": Example(summary="Two tickets", value=BATCH_EXAMPLE)},
                 ),
+                NDJSON: OpenAPIMediaType(
+                    schema={"type": "string", "description": "One ticket object a line"},  # type: ignore[arg-type]
+                    examples={
+                        "stream": Example(
+                            summary="Two lines",
+                            value='{"id": "1", "title": "Disk full on db-1"}\n{"id": "2", "text": "CI fails"}\n',
+                        )
+                    },
+                ),
             },
         )
 
 
+NDJSON = "application/x-ndjson"
+NDJSON_GROUP = 256  # lines decided together; the stream never holds more than this
+
 _batch_decoder = msgspec.json.Decoder(BatchRequest)
+_item_decoder = msgspec.json.Decoder(BatchItem)
 _encoder = msgspec.json.Encoder()
 
 
@@ -122,22 +145,107 @@ def decode_batch(body: bytes, limit: int) -> BatchRequest:
     tags=["classify"],
     guards=[api_guard],
     operation_class=_BatchOperation,
+    request_max_body_size=None,  # NDJSON streams are unbounded; the JSON path keeps its limit below
     responses={
         200: ResponseSpec(
             data_container=BatchResponse,
-            description="Decisions in input order",
+            description="Decisions in input order (with NDJSON in, one JSON line out for each line in:"
+            " a decision, or an object with the line number and the error)",
             examples=[Example(id="batch", value={"results": [{**DECISION_EXAMPLE, "id": "OPS-12"}]})],
         ),
         **problems(400, 401, 413, 415, 422, 503),
     },
 )
-async def classify_batch(request: Request[Any, Any, Any], runtime: Runtime) -> Response[BatchResponse]:
-    """Classify many tickets in one vectorised pass."""
+async def classify_batch(request: Request[Any, Any, Any], runtime: Runtime) -> Response[Any]:
+    """Classify many tickets: a JSON batch in one vectorised pass, or an NDJSON stream line by line."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media and media != "application/json" and not media.endswith("+json"):
-        raise UnsupportedMediaError(f"send application/json, not {media!r}")
     runtime.holder.classifier  # noqa: B018 - a 503 before reading the body when no model is loaded
-    batch = decode_batch(await request.body(), runtime.settings.batch_limit)
+    if media == NDJSON:
+        return DuplexStream(_ndjson(request, runtime), media_type=NDJSON)
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaError(f"send application/json or {NDJSON}, not {media!r}")
+    body = await _read_limited(request, runtime.settings.max_body_bytes)
+    batch = decode_batch(body, runtime.settings.batch_limit)
     items = [(None if item.id is None else str(item.id), *item.parts) for item in batch.items]
     recorded = await runtime.decisions.decide(items, "batch")
     return Response(BatchResponse(results=[r.decision for r in recorded]))
+
+
+async def _read_limited(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it is known to exceed ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"the body is over {limit} bytes; stream a large batch as {NDJSON}")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"the body is over {limit} bytes; stream a large batch as {NDJSON}")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def _ndjson(request: Request[Any, Any, Any], runtime: Runtime) -> AsyncIterator[bytes]:
+    """Decisions for an NDJSON body, one output line per non-blank input line, in order."""
+    limit = runtime.settings.max_body_bytes
+    pending: list[tuple[int, BatchItem | str]] = []
+    buffer = b""
+    number = 0
+    skipping = False  # inside a line longer than the limit: drop it up to its newline
+
+    def take(raw: bytes) -> None:
+        nonlocal number
+        number += 1
+        if raw.strip():
+            pending.append((number, _parse_line(raw)))
+
+    try:
+        async for chunk in request.stream():
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                if skipping:
+                    number += 1
+                    pending.append((number, f"line longer than {limit} bytes"))
+                    skipping = False
+                    continue
+                take(raw)
+            if len(buffer) > limit:
+                buffer, skipping = b"", True
+            if len(pending) >= NDJSON_GROUP:
+                async for line in _decide_lines(pending, runtime):
+                    yield line
+                pending = []
+        if skipping:
+            number += 1
+            pending.append((number, f"line longer than {limit} bytes"))
+        elif buffer:
+            take(buffer)
+        async for line in _decide_lines(pending, runtime):
+            yield line
+    except (NoModelError, StoreError) as exc:
+        # The status line is long gone: say it in the stream and stop.
+        yield _encoder.encode({"error": f"the stream stopped: {exc}"}) + b"\n"
+    except InternalServerException:
+        return  # Litestar's way of saying the client disconnected while sending: nobody to answer
+
+
+def _parse_line(raw: bytes) -> BatchItem | str:
+    try:
+        return _item_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        return f"invalid ticket: {exc}"
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return "not a JSON object"
+
+
+async def _decide_lines(pending: list[tuple[int, BatchItem | str]], runtime: Runtime) -> AsyncIterator[bytes]:
+    items = [item for _, item in pending if isinstance(item, BatchItem)]
+    tickets = [(None if item.id is None else str(item.id), *item.parts) for item in items]
+    recorded = iter(await runtime.decisions.decide(tickets, "batch")) if tickets else iter(())
+    for number, item in pending:
+        if isinstance(item, BatchItem):
+            yield _encoder.encode(next(recorded).decision) + b"\n"
+        else:
+            yield _encoder.encode({"line": number, "error": item}) + b"\n"

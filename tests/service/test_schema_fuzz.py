@@ -6,6 +6,7 @@ produce a server error. The server runs as a real process, lifespan and all.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -67,6 +68,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def api_schema(server: str) -> Any:
     return schemathesis.openapi.from_url(f"{server}/schema/openapi.json")
+
+
+@schemathesis.serializer("application/x-ndjson")
+def ndjson(context: Any, value: Any) -> bytes:
+    """The NDJSON body as documented: generated text sent as it is."""
+    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else json.dumps(value).encode()
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

@@ -1,0 +1,215 @@
+"""The ``label`` command's work: open the backlog, label it with the active model, write and summarise."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, cast
+
+import msgspec
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from model.batch import (
+    Agreement,
+    Columns,
+    InputFormat,
+    Labelled,
+    StoredClassifier,
+    Summary,
+    atomic_output,
+    detect_format,
+    label_rows,
+    read_rows,
+    write_csv,
+    write_jsonl,
+)
+from model.errors import DataError
+from model.taxonomy import Taxonomy
+from service.pointers import registry_for
+from service.settings import Settings
+
+__all__ = ["LabelJob", "run_label_job"]
+
+
+@dataclass(frozen=True)
+class LabelJob:
+    """What to label and how (None paths mean standard input or output)."""
+
+    input_path: Path | None
+    output_path: Path | None
+    input_format: str | None
+    output_format: str | None
+    columns: tuple[str | None, str | None, str | None, str | None, str | None, str | None]
+    jobs: int = 1
+    chunk_size: int = 2000
+    only_abstained: bool = False
+    min_confidence: float | None = None
+    compare: bool = False
+    report_path: Path | None = None
+    progress: bool = False
+    summary: bool = True
+
+
+@contextlib.contextmanager
+def _input(job: LabelJob) -> Iterator[IO[bytes]]:
+    if job.input_path is None:
+        yield sys.stdin.buffer
+        return
+    try:
+        handle = job.input_path.open("rb")
+    except OSError as exc:
+        raise DataError(f"{job.input_path}: cannot read: {exc.strerror}") from None
+    with handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _output(job: LabelJob) -> Iterator[IO[bytes]]:
+    if job.output_path is None:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    with atomic_output(job.output_path) as handle:
+        yield handle
+
+
+def _keep(item: Labelled, job: LabelJob) -> bool:
+    decision = item.decision
+    if decision is None:
+        return True  # errors are always written, so they can be seen and fixed
+    if job.only_abstained and not decision.abstained:
+        return False
+    return job.min_confidence is None or decision.confidence >= job.min_confidence
+
+
+def run_label_job(settings: Settings, job: LabelJob, console: Console) -> Summary:
+    """Label the backlog; returns the summary (also printed, and written with ``report_path``)."""
+    registry = registry_for(settings)
+    loaded = registry.load_active()
+    manifest = loaded.manifest
+    taxonomy = Taxonomy.from_dict(manifest.taxonomy)
+    factory = StoredClassifier(registry.root, manifest.version, settings.max_text_chars, settings.abstain_threshold)
+    id_col, title_col, body_col, text_col, team_col, labels_col = job.columns
+    columns = Columns(id=id_col, title=title_col, body=body_col, text=text_col, team=team_col, labels=labels_col)
+    output_format = job.output_format or (
+        "csv" if job.output_path is not None and job.output_path.suffix.lower() == ".csv" else "jsonl"
+    )
+    summary = Summary(model_version=manifest.version)
+    agreement = Agreement(taxonomy) if job.compare else None
+    started = time.perf_counter()
+    with _input(job) as source:
+        head = _peek(source)
+        fmt = cast(InputFormat, job.input_format or detect_format(str(job.input_path or ""), head))
+        total = job.input_path.stat().st_size if job.input_path is not None else None
+        with _progress(job, total) as advance, _output(job) as out:
+            labelled = label_rows(read_rows(source, fmt, columns), factory, jobs=job.jobs, chunk_size=job.chunk_size)
+
+            def counted() -> Iterator[Labelled]:
+                for item in labelled:
+                    summary.add(item)
+                    if agreement is not None:
+                        agreement.add(item)
+                    if summary.rows % 1000 == 0:
+                        advance(summary.rows, _position(source))
+                    if _keep(item, job):
+                        summary.written += 1
+                        yield item
+                advance(summary.rows, _position(source))
+
+            if output_format == "csv":
+                write_csv(counted(), out, taxonomy.ids)
+            else:
+                write_jsonl(counted(), out)
+    summary.seconds = time.perf_counter() - started
+    summary.rows_per_second = summary.rows / summary.seconds if summary.seconds else 0.0
+    if agreement is not None:
+        summary.agreement = agreement.report()
+    if job.report_path is not None:
+        job.report_path.parent.mkdir(parents=True, exist_ok=True)
+        job.report_path.write_bytes(msgspec.json.format(msgspec.json.encode(summary)))
+    if job.summary:
+        _print_summary(console, summary, fmt)
+    return summary
+
+
+def _peek(source: IO[bytes]) -> str:
+    peek = getattr(source, "peek", None)
+    data: bytes = peek(65536) if peek is not None else b""
+    return data.decode("utf-8", errors="replace")
+
+
+def _position(source: IO[bytes]) -> int | None:
+    try:
+        return source.tell()
+    except (OSError, ValueError):
+        return None
+
+
+Advance = Callable[[int, int | None], None]
+
+
+@contextlib.contextmanager
+def _progress(job: LabelJob, total: int | None) -> Iterator[Advance]:
+    """A progress bar on a terminal (rows, rows/s, and the share of the file read with its ETA)."""
+    if not job.progress:
+
+        def ignore(rows: int, position: int | None) -> None:
+            return None
+
+        yield ignore
+        return
+    columns = [
+        TextColumn("[bold]labelling"),
+        BarColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TextColumn("{task.fields[rate]:,.0f} rows/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    if total is None:
+        columns = [c for c in columns if not isinstance(c, (BarColumn, TimeRemainingColumn))]
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("label", total=total, rows=0, rate=0.0)
+        started = time.perf_counter()
+
+        def advance(rows: int, position: int | None) -> None:
+            elapsed = time.perf_counter() - started
+            progress.update(task, completed=position or 0, rows=rows, rate=rows / elapsed if elapsed else 0.0)
+
+        yield advance
+
+
+def _print_summary(console: Console, summary: Summary, fmt: str) -> None:
+    table = Table(title=f"labelled {summary.rows:,} rows ({fmt}) with model {summary.model_version}")
+    table.add_column("team")
+    table.add_column("tickets", justify="right")
+    table.add_column("share", justify="right")
+    for team, count in sorted(summary.per_team.items(), key=lambda kv: -kv[1]):
+        table.add_row(team, f"{count:,}", f"{count / summary.decided:.1%}" if summary.decided else "-")
+    table.add_row(
+        "abstained (to triage)",
+        f"{summary.abstained:,}",
+        f"{summary.abstained / summary.decided:.1%}" if summary.decided else "-",
+    )
+    table.add_row("errors", f"{summary.errors:,}", f"{summary.errors / summary.rows:.1%}" if summary.rows else "-")
+    console.print(table)
+    console.print(f"{summary.written:,} written in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s)")
+    if summary.agreement is not None:
+        a = summary.agreement
+        console.print(
+            f"agreement with the backlog's own teams on {a.compared:,} tickets: accuracy {a.accuracy:.3f},"
+            f" macro-F1 {a.macro_f1:.3f}"
+        )
+        confusion = Table(title="confusion (rows: the backlog's team, columns: the router's)")
+        confusion.add_column("")
+        for name in a.labels:
+            confusion.add_column(name, justify="right")
+        for name, row in zip(a.labels, a.confusion, strict=True):
+            confusion.add_row(name, *(f"{v:,}" for v in row))
+        console.print(confusion)
