@@ -8,7 +8,7 @@ import time
 
 from bench.common import console
 
-BENCHMARKS = ["accuracy", "latency", "footprint", "http"]
+BENCHMARKS = ["accuracy", "latency", "footprint", "http", "webhooks"]
 
 
 def main(names: list[str]) -> None:
