@@ -141,8 +141,9 @@ def run(rounds: int = ROUNDS) -> dict[str, float]:
                 time.sleep(0.05)
             time.sleep(TRACKER_DELAY * 2)
             times = asyncio.run(_measure(server.url, tickets))
+            expected = {f"/repos/acme/shop/issues/{n}/labels" for n in range(1, len(tickets) + 1)}
             deadline = time.monotonic() + 60 + rounds * TRACKER_DELAY
-            while len(tracker.arrivals) < len(tickets) and time.monotonic() < deadline:
+            while not expected <= set(tracker.arrivals) and time.monotonic() < deadline:
                 time.sleep(0.05)
     lags = [
         (tracker.arrivals[f"/repos/acme/shop/issues/{n}/labels"] - at) * 1000
