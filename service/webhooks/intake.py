@@ -87,7 +87,14 @@ class Intake:
         """What an operator must know about the webhook configuration (logged at start-up)."""
         warnings = []
         for tracker in ("github", "gitlab", "jira"):
-            if self.settings.webhook_secured(tracker) or not self.settings.insecure_webhooks:
+            if self.settings.webhook_secured(tracker):
+                continue
+            if not self.settings.insecure_webhooks:
+                if auth_headers(self.settings, tracker) is not None:
+                    warnings.append(
+                        f"{TRACKER_NAMES[tracker]} write-back credentials are set but {SECRET_VARIABLES[tracker]}"
+                        f" is not: {TRACKER_NAMES[tracker]} webhooks are disabled (their endpoint answers 404)"
+                    )
                 continue
             warnings.append(
                 f"{TRACKER_NAMES[tracker]} webhooks accept UNVERIFIED deliveries"

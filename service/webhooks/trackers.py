@@ -21,7 +21,6 @@ import msgspec
 
 from model.decision import Decision
 from service.settings import Settings
-from service.webhooks.events import TRACKER_NAMES
 
 __all__ = [
     "USER_AGENT",
@@ -139,8 +138,3 @@ def auth_headers(settings: Settings, tracker: str) -> dict[str, str] | None:
         return None
     basic = base64.b64encode(f"{settings.jira_email}:{settings.jira_api_token}".encode()).decode()
     return {"Authorization": f"Basic {basic}", "Accept": "application/json", "User-Agent": USER_AGENT}
-
-
-def tracker_name(tracker: str) -> str:
-    """The tracker's display name."""
-    return TRACKER_NAMES.get(tracker, tracker)

@@ -224,5 +224,31 @@ async def test_header_names_are_case_insensitive(settings: Settings) -> None:
     assert response.status_code == 200 and response.json()["reason"] == "ping: the hook is set up"
 
 
+async def test_credentials_without_a_secret_leave_the_tracker_disabled_with_a_warning(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    ours = logging.getLogger("ticket_router")
+    ours.addHandler(caplog.handler)
+    try:
+        async with serving(configured(settings, github_webhook_secret=None)) as client:
+            response = await client.post("/v1/webhooks/github", content=b"{}")
+    finally:
+        ours.removeHandler(caplog.handler)
+    assert response.status_code == 404
+    assert any(
+        "GitHub write-back credentials are set but TICKET_ROUTER_GITHUB_WEBHOOK_SECRET is not" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+async def test_openapi_lists_the_webhook_and_write_back_endpoints(settings: Settings) -> None:
+    async with serving(settings) as client:
+        paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    for path in ["/v1/webhooks/github", "/v1/webhooks/gitlab", "/v1/webhooks/jira"]:
+        assert "post" in paths[path], path
+    assert "get" in paths["/v1/writebacks"] and "post" in paths["/v1/writebacks/retry"]
+    assert "get" in paths["/v1/webhooks/deliveries"]
+
+
 def _fields(settings: Settings) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
