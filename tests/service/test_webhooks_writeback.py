@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from email.utils import formatdate
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -285,3 +287,52 @@ def test_a_write_back_is_claimed_by_one_caller_only(settings: Settings) -> None:
 )
 def test_wait_hints_from_the_trackers_headers(headers: dict[str, str], expected: float | None) -> None:
     assert wait_hint(httpx.Response(429, headers=headers), now=1_000_000.0) == expected
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A private, temporary PostgreSQL database (skipped when no server answers)."""
+    import os
+    import secrets
+
+    psycopg = pytest.importorskip("psycopg")
+    base = os.environ.get("TICKET_ROUTER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        admin_conn = psycopg.connect(base, connect_timeout=2, autocommit=True)
+    except psycopg.Error as exc:
+        pytest.skip(f"no PostgreSQL server at {base}: {exc}")
+    name = f"tr_webhooks_{secrets.token_hex(4)}"
+    admin_conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin_conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin_conn.close()
+
+
+@pytest.mark.postgres
+def test_deliveries_and_claims_on_postgresql(postgres_url: str) -> None:
+    store = Store.open(database_url_for(postgres_url, Path("unused")))
+    now = time.time()
+    row = WritebackRecord(
+        id=new_id(),
+        created_at=now,
+        updated_at=now,
+        tracker="gitlab",
+        ticket_ref="gitlab:15#23",
+        request="[]",
+        status="pending",
+        label="team::devops",
+        next_attempt_at=now,
+    )
+    try:
+        assert store.record_delivery(DeliveryRecord("gitlab", "k-1", now, "Issue Hook", "classified"), row)
+        assert not store.record_delivery(DeliveryRecord("gitlab", "k-1", now, "Issue Hook", "ignored"), row)
+        assert store.our_labels("gitlab", "gitlab:15#23") == {"team::devops"}
+        [claimed] = store.claim_writebacks(now, 60)
+        assert claimed.id == row.id and store.claim_writebacks(now, 60) == []
+        store.finish_writeback(row.id, "failed", 1, "boom", None)
+        assert store.retry_writebacks(now) == [row.id]
+        assert [r.status for r in store.list_writebacks()] == ["pending"]
+    finally:
+        store.close()
