@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import httpx
 from litestar import Litestar, Request
 from litestar.di import Provide
 from litestar.middleware.rate_limit import RateLimitConfig
@@ -40,6 +41,10 @@ from service.runtime import Runtime, provide_runtime
 from service.serving import ModelHolder
 from service.settings import Settings
 from service.store import Store, database_url_for
+from service.webhooks.intake import Intake
+from service.webhooks.outbound import RetryPolicy, Sender
+from service.webhooks.routes import WEBHOOK_HANDLERS, provide_intake, provide_writebacks
+from service.webhooks.writeback import WriteBackWorker
 
 __all__ = ["create_app"]
 
@@ -70,9 +75,23 @@ def create_app(settings: Settings) -> Litestar:
             settings=settings, registry=registry, store=store, holder=holder, decisions=decisions, jobs=jobs
         )
         watcher = asyncio.create_task(_watch_active_model(holder, settings.model_poll_seconds))
+        # Write-backs: one HTTP client for every tracker, a worker that resumes stored rows at once.
+        outbound = httpx.AsyncClient(timeout=httpx.Timeout(settings.writeback_timeout_seconds), follow_redirects=False)
+        policy = RetryPolicy(
+            settings.writeback_attempts, settings.writeback_backoff_seconds, settings.writeback_max_wait_seconds
+        )
+        worker = WriteBackWorker(settings, store, Sender(outbound, policy))
+        intake = Intake(settings, store, holder, decisions, worker.wake)
+        for warning in intake.startup_warnings():
+            log.warning(warning)
+        app.state.webhook_intake = intake
+        app.state.writeback_worker = worker
+        worker.start()
         try:
             yield
         finally:
+            await worker.stop()
+            await outbound.aclose()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
@@ -106,9 +125,14 @@ def create_app(settings: Settings) -> Litestar:
             healthz,
             readyz,
             MetricsController,
+            *WEBHOOK_HANDLERS,
         ],
         middleware=middleware,
-        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        dependencies={
+            "runtime": Provide(provide_runtime, sync_to_thread=False),
+            "webhook_intake": Provide(provide_intake, sync_to_thread=False),
+            "writeback_worker": Provide(provide_writebacks, sync_to_thread=False),
+        },
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,

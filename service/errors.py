@@ -13,6 +13,10 @@ Service errors (the core's live in ``model/errors.py``)::
     ├── UnsupportedMediaError    a Content-Type the endpoint does not read (415)
     ├── RateLimitedError         a client over its request rate (429, with Retry-After)
     └── UnavailableError         no model loaded, or a dependency down (503)
+
+Webhook errors live in ``service/webhooks/errors.py`` and are mapped in the table below:
+a disabled tracker 404, a bad signature 401, a body that is not JSON 400, a body without the
+tracker's shape 422.
 """
 
 from __future__ import annotations
@@ -35,6 +39,13 @@ from model.errors import (
 from service.schemas import Problem
 from service.serving import NoModelError
 from service.store import StoreError
+from service.webhooks.errors import (
+    InvalidPayloadError,
+    MalformedPayloadError,
+    SignatureError,
+    TrackerDisabledError,
+    WebhookError,
+)
 
 __all__ = [
     "PROBLEM_JSON",
@@ -167,6 +178,10 @@ _TABLE: list[tuple[type[BaseException], int, str]] = [
     (RegistryError, 409, "registry-conflict"),
     (DataError, 422, "invalid-data"),
     (RouterError, 400, "bad-request"),
+    (TrackerDisabledError, 404, "webhook-disabled"),
+    (SignatureError, 401, "bad-signature"),
+    (MalformedPayloadError, 400, "bad-request"),
+    (InvalidPayloadError, 422, "invalid-payload"),
 ]
 
 
@@ -238,6 +253,7 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     RouterError: _handle_router_error,
     NoModelError: _handle_router_error,
     StoreError: _handle_router_error,
+    WebhookError: _handle_router_error,
     HTTPException: _handle_http_exception,
     Exception: _handle_unexpected,
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import os
 import re
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args, get_type_hints
 
-__all__ = ["PREFIX", "Settings", "SettingsError", "WriteBackMode"]
+__all__ = ["PREFIX", "Settings", "SettingsError", "WriteBackMode", "signing_key"]
 
 PREFIX = "TICKET_ROUTER_"
 
@@ -75,6 +77,25 @@ class Settings:
     jira_api_token: str | None = _secret()
     write_back: WriteBackMode = "label"
 
+    # webhooks and write-back
+    github_write_back: WriteBackMode | None = None
+    gitlab_write_back: WriteBackMode | None = None
+    jira_write_back: WriteBackMode | None = None
+    github_bot_login: str | None = None
+    gitlab_bot_username: str | None = None
+    jira_bot_account_id: str | None = None
+    insecure_webhooks: bool = False
+    triage_label: str = "needs-triage"
+    gitlab_signature_tolerance_seconds: int = 300
+    webhook_retention_days: int = 14
+    writeback_timeout_seconds: float = 10.0
+    writeback_attempts: int = 3
+    writeback_backoff_seconds: float = 1.0
+    writeback_max_wait_seconds: float = 30.0
+    writeback_retry_seconds: float = 60.0
+    writeback_retry_limit: int = 10
+    writeback_poll_seconds: float = 5.0
+
     @property
     def rate_limit_rule(self) -> tuple[Literal["second", "minute", "hour", "day"], int] | None:
         """The per-client request limit as (unit, count), or None when it is off."""
@@ -131,10 +152,83 @@ class Settings:
                 "TICKET_ROUTER_RATE_LIMIT must be 'off' or like '100/second' (second, minute, hour or day)",
             ),
             (0.0 < self.max_ece <= 1.0, "TICKET_ROUTER_MAX_ECE must be in (0, 1]"),
+            (
+                bool(self.triage_label) and not any(c.isspace() or c == "," for c in self.triage_label),
+                "TICKET_ROUTER_TRIAGE_LABEL must be one label: no spaces (Jira) and no commas (GitLab)",
+            ),
+            (
+                self.gitlab_signature_tolerance_seconds >= 1,
+                "TICKET_ROUTER_GITLAB_SIGNATURE_TOLERANCE_SECONDS must be at least 1",
+            ),
+            (self.webhook_retention_days >= 7, "TICKET_ROUTER_WEBHOOK_RETENTION_DAYS must be at least 7"),
+            (self.writeback_timeout_seconds > 0, "TICKET_ROUTER_WRITEBACK_TIMEOUT_SECONDS must be positive"),
+            (1 <= self.writeback_attempts <= 10, "TICKET_ROUTER_WRITEBACK_ATTEMPTS must be between 1 and 10"),
+            (self.writeback_backoff_seconds >= 0, "TICKET_ROUTER_WRITEBACK_BACKOFF_SECONDS must not be negative"),
+            (self.writeback_max_wait_seconds >= 0, "TICKET_ROUTER_WRITEBACK_MAX_WAIT_SECONDS must not be negative"),
+            (self.writeback_retry_seconds > 0, "TICKET_ROUTER_WRITEBACK_RETRY_SECONDS must be positive"),
+            (self.writeback_retry_limit >= 0, "TICKET_ROUTER_WRITEBACK_RETRY_LIMIT must not be negative"),
+            (self.writeback_poll_seconds > 0, "TICKET_ROUTER_WRITEBACK_POLL_SECONDS must be positive"),
         ]
         for ok, message in checks:
             if not ok:
                 raise SettingsError(message)
+        if self.gitlab_signing_token and signing_key(self.gitlab_signing_token) is None:
+            raise SettingsError(
+                "TICKET_ROUTER_GITLAB_SIGNING_TOKEN must be the signing token GitLab shows (whsec_ and base64)"
+            )
+        problems = self._write_back_problems()
+        if problems:
+            raise SettingsError("; ".join(problems))
+
+    def write_back_for(self, tracker: str) -> WriteBackMode:
+        """The write-back mode of ``tracker``: its own override, else ``TICKET_ROUTER_WRITE_BACK``."""
+        override: WriteBackMode | None = getattr(self, f"{tracker}_write_back")
+        return override or self.write_back
+
+    def webhook_secured(self, tracker: str) -> bool:
+        """Whether ``tracker`` has a webhook secret configured (so its deliveries can be verified)."""
+        if tracker == "github":
+            return bool(self.github_webhook_secret)
+        if tracker == "gitlab":
+            return bool(self.gitlab_webhook_token or self.gitlab_signing_token)
+        return bool(self.jira_webhook_secret)
+
+    def write_back_credentials_missing(self, tracker: str) -> list[str]:
+        """The variables ``tracker``'s write-back needs that are unset."""
+        needed = {
+            "github": [("github_token", self.github_token)],
+            "gitlab": [("gitlab_token", self.gitlab_token)],
+            "jira": [
+                ("jira_url", self.jira_url),
+                ("jira_email", self.jira_email),
+                ("jira_api_token", self.jira_api_token),
+            ],
+        }[tracker]
+        return [PREFIX + name.upper() for name, value in needed if not value]
+
+    def _write_back_problems(self) -> list[str]:
+        # A tracker with a secret is in production use: writing back without credentials would
+        # fail on every ticket, so refuse to start rather than pile up failed write-backs.
+        problems = []
+        for tracker in ("github", "gitlab", "jira"):
+            mode = self.write_back_for(tracker)
+            missing = self.write_back_credentials_missing(tracker)
+            if self.webhook_secured(tracker) and mode != "dry-run" and missing:
+                problems.append(
+                    f"{tracker} webhooks are configured with write-back mode {mode!r} but {', '.join(missing)}"
+                    f" {'is' if len(missing) == 1 else 'are'} not set; set {'it' if len(missing) == 1 else 'them'},"
+                    f" or set {PREFIX}{tracker.upper()}_WRITE_BACK=dry-run"
+                )
+        return problems
+
+
+def signing_key(token: str) -> bytes | None:
+    """The HMAC key of a GitLab signing token (``whsec_`` then base64), or None when it is not one."""
+    try:
+        key = base64.b64decode(token.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return key or None
 
 
 def _parse(name: str, raw: str, hint: object) -> object:

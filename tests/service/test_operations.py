@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -124,3 +126,30 @@ async def test_readiness_fails_when_the_database_breaks(settings: Settings) -> N
         assert (await client.get("/healthz")).status_code == 200
         failed = await client.post("/v1/classify", json=TICKET)
         assert failed.status_code == 503, "a decision that cannot be recorded is not answered"
+
+
+async def test_webhook_events_are_counted_by_tracker_and_outcome(settings: Settings) -> None:
+    secret = "metrics-secret"
+    signed = dataclasses.replace(settings, github_webhook_secret=secret, write_back="dry-run")
+    body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 1}).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"content-type": "application/json", "X-GitHub-Event": "ping", "X-GitHub-Delivery": "metrics-1"}
+    async with AsyncTestClient(app=create_app(signed)) as client:
+        before = _sample((await client.get("/metrics")).text, 'tracker="github",outcome="ignored"')
+        assert (
+            await client.post(
+                "/v1/webhooks/github", content=body, headers={**headers, "X-Hub-Signature-256": signature}
+            )
+        ).status_code == 200
+        rejected = await client.post(
+            "/v1/webhooks/github", content=body, headers={**headers, "X-Hub-Signature-256": "sha256=00"}
+        )
+        assert rejected.status_code == 401
+        text = (await client.get("/metrics")).text
+    assert _sample(text, 'tracker="github",outcome="ignored"') == before + 1
+    assert _sample(text, 'tracker="github",outcome="rejected"') >= 1
+
+
+def _sample(text: str, labels: str) -> float:
+    match = re.search(r"ticket_router_webhook_events_total\{" + re.escape(labels) + r"\} ([0-9.e+]+)", text)
+    return float(match.group(1)) if match else 0.0

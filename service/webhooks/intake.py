@@ -1,0 +1,353 @@
+"""One delivery from raw bytes to a stored outcome: verify, de-duplicate, decide, persist, answer.
+
+Everything the answer promises is committed before the answer: the decision (in the audit
+trail, by the decision worker), the delivery (its primary key is the de-duplication) and, when
+labels are due, the write-back row with the exact requests. The requests themselves are sent
+later by the write-back worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+import anyio
+import msgspec
+
+from model.taxonomy import Taxonomy
+from model.text import compose
+from service.decisions import DecisionWorker
+from service.serving import ModelHolder, NoModelError
+from service.settings import PREFIX, Settings, WriteBackMode
+from service.store import CorrectionRecord, DeliveryRecord, Store, WritebackRecord, new_id
+from service.webhooks.errors import TrackerDisabledError
+from service.webhooks.events import TRACKER_NAMES, Classify, Interpreted, Relabel, Ticket, Tracker, interpret
+from service.webhooks.schemas import WebhookResult
+from service.webhooks.signatures import verify_gitlab_signature, verify_gitlab_token, verify_hub_signature
+from service.webhooks.trackers import auth_headers, comment_request, comment_text, label_requests
+
+__all__ = ["Intake", "delivery_id_of", "effective_mode"]
+
+log = logging.getLogger("ticket_router.webhooks")
+
+# The header that names a delivery, per tracker, most specific first; each is the same on a retry.
+DELIVERY_HEADERS: dict[str, tuple[str, ...]] = {
+    "github": ("x-github-delivery",),
+    "gitlab": ("idempotency-key", "webhook-id", "x-gitlab-event-uuid"),
+    "jira": ("x-atlassian-webhook-identifier",),
+}
+EVENT_HEADERS: dict[str, str | None] = {"github": "x-github-event", "gitlab": "x-gitlab-event", "jira": None}
+BOT_SETTINGS = {"github": "github_bot_login", "gitlab": "gitlab_bot_username", "jira": "jira_bot_account_id"}
+SECRET_VARIABLES = {
+    "github": "TICKET_ROUTER_GITHUB_WEBHOOK_SECRET",
+    "gitlab": "TICKET_ROUTER_GITLAB_WEBHOOK_TOKEN or TICKET_ROUTER_GITLAB_SIGNING_TOKEN",
+    "jira": "TICKET_ROUTER_JIRA_WEBHOOK_SECRET",
+}
+_MAX_ID = 200  # the delivery_id column's width
+
+
+def delivery_id_of(tracker: str, headers: Mapping[str, str], body: bytes) -> str:
+    """The delivery's id from its tracker's header; without one, a digest of the body (equal on a resend)."""
+    for name in DELIVERY_HEADERS[tracker]:
+        value = (headers.get(name) or "").strip()
+        if value and len(value) <= _MAX_ID:
+            return value
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def effective_mode(settings: Settings, tracker: str) -> WriteBackMode:
+    """The write-back mode in force: ``dry-run`` for an insecure development tracker without credentials."""
+    mode = settings.write_back_for(tracker)
+    if mode != "dry-run" and auth_headers(settings, tracker) is None:
+        return "dry-run"
+    return mode
+
+
+class Intake:
+    """Receives deliveries for the three trackers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        holder: ModelHolder,
+        decisions: DecisionWorker,
+        wake_writer: Callable[[], None],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.holder = holder
+        self.decisions = decisions
+        self.wake_writer = wake_writer
+        self._taxonomy: tuple[str, Taxonomy] | None = None
+
+    def startup_warnings(self) -> list[str]:
+        """What an operator must know about the webhook configuration (logged at start-up)."""
+        warnings = []
+        for tracker in ("github", "gitlab", "jira"):
+            if self.settings.webhook_secured(tracker):
+                continue
+            if not self.settings.insecure_webhooks:
+                if auth_headers(self.settings, tracker) is not None:
+                    warnings.append(
+                        f"{TRACKER_NAMES[tracker]} write-back credentials are set but {SECRET_VARIABLES[tracker]}"
+                        f" is not: {TRACKER_NAMES[tracker]} webhooks are disabled (their endpoint answers 404)"
+                    )
+                continue
+            warnings.append(
+                f"{TRACKER_NAMES[tracker]} webhooks accept UNVERIFIED deliveries"
+                f" ({PREFIX}INSECURE_WEBHOOKS is on and {SECRET_VARIABLES[tracker]} is unset): development only"
+            )
+            mode = self.settings.write_back_for(tracker)
+            if mode != "dry-run" and effective_mode(self.settings, tracker) == "dry-run":
+                missing = ", ".join(self.settings.write_back_credentials_missing(tracker))
+                warnings.append(f"{TRACKER_NAMES[tracker]} write-back runs as dry-run: {missing} not set")
+        return warnings
+
+    def enabled(self, tracker: str) -> bool:
+        """Whether deliveries for ``tracker`` are accepted at all."""
+        return self.settings.webhook_secured(tracker) or self.settings.insecure_webhooks
+
+    def verify(self, tracker: str, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise ``TrackerDisabledError`` or ``SignatureError`` unless the delivery is authentic."""
+        s = self.settings
+        if not self.enabled(tracker):
+            raise TrackerDisabledError(
+                f"{TRACKER_NAMES[tracker]} webhooks are disabled: set {SECRET_VARIABLES[tracker]} to enable them"
+            )
+        if tracker == "github" and s.github_webhook_secret:
+            verify_hub_signature(
+                s.github_webhook_secret, body, headers.get("x-hub-signature-256"), "X-Hub-Signature-256"
+            )
+        elif tracker == "gitlab":
+            # Each configured mechanism must pass: a leaked secret token alone does not forge a signature.
+            if s.gitlab_webhook_token:
+                verify_gitlab_token(s.gitlab_webhook_token, headers.get("x-gitlab-token"))
+            if s.gitlab_signing_token:
+                verify_gitlab_signature(
+                    s.gitlab_signing_token,
+                    body,
+                    headers.get("webhook-id"),
+                    headers.get("webhook-timestamp"),
+                    headers.get("webhook-signature"),
+                    s.gitlab_signature_tolerance_seconds,
+                )
+        elif tracker == "jira" and s.jira_webhook_secret:
+            verify_hub_signature(s.jira_webhook_secret, body, headers.get("x-hub-signature"), "X-Hub-Signature")
+
+    async def receive(self, tracker: Tracker, headers: Mapping[str, str], body: bytes) -> WebhookResult:
+        """Process one delivery and say what was done; the write-back, if any, is stored, not sent."""
+        self.verify(tracker, headers, body)
+        delivery_id = delivery_id_of(tracker, headers, body)
+        seen = await anyio.to_thread.run_sync(self.store.get_delivery, tracker, delivery_id)
+        if seen is not None:
+            return self._duplicate(tracker, seen)
+        event_header = EVENT_HEADERS[tracker]
+        bot: str | None = getattr(self.settings, BOT_SETTINGS[tracker])
+        interpreted = interpret(tracker, headers.get(event_header) if event_header else None, body, bot)
+        verdict = interpreted.verdict
+        if isinstance(verdict, Relabel):
+            return await self._relabel(tracker, delivery_id, interpreted, verdict)
+        if isinstance(verdict, Classify):
+            return await self._classify(tracker, delivery_id, interpreted, verdict.ticket)
+        return await self._ignore(tracker, delivery_id, interpreted, verdict.reason)
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    async def _ignore(
+        self, tracker: str, delivery_id: str, interpreted: Interpreted, reason: str, supersede: bool = False
+    ) -> WebhookResult:
+        delivery = self._delivery(tracker, delivery_id, interpreted, "ignored", reason)
+        ref = interpreted.ticket_ref if supersede else None
+        if not await anyio.to_thread.run_sync(lambda: self.store.record_delivery(delivery, supersede=ref)):
+            return await self._raced(tracker, delivery_id)
+        log.info("%s delivery %s ignored: %s", tracker, delivery_id, reason)
+        return WebhookResult(tracker, delivery_id, "ignored", reason, ticket_ref=interpreted.ticket_ref)
+
+    async def _classify(
+        self, tracker: Tracker, delivery_id: str, interpreted: Interpreted, ticket: Ticket
+    ) -> WebhookResult:
+        if not ticket.has_text:
+            return await self._ignore(tracker, delivery_id, interpreted, "the ticket has neither title nor body")
+        taxonomy = self.taxonomy()
+        ours = await anyio.to_thread.run_sync(self.store.our_labels, tracker, ticket.ref)
+        human = [
+            label for label in ticket.labels if taxonomy.team_for_label(tracker, label) and label.casefold() not in ours
+        ]
+        if human:
+            reason = f"the ticket already carries team label {human[0]!r} set by a person; people's labels win"
+            return await self._ignore(tracker, delivery_id, interpreted, reason, supersede=True)
+
+        [recorded] = await self.decisions.decide([(None, ticket.title, ticket.body)], tracker, [ticket.ref])
+        decision = recorded.decision
+        team = taxonomy.get(decision.team)
+        wanted = self.settings.triage_label if decision.abstained or team is None else team.label_for(tracker)
+        present = {label.casefold() for label in ticket.labels}
+        add = None if wanted.casefold() in present else wanted
+        # Only labels we set ourselves are ever taken away (our earlier team, or triage).
+        remove = [
+            label
+            for label in ticket.labels
+            if label.casefold() in ours
+            and label.casefold() != wanted.casefold()
+            and (taxonomy.team_for_label(tracker, label) or label.casefold() == self.settings.triage_label.casefold())
+        ]
+        routed = (
+            f"abstained (best {decision.team} at {decision.confidence:.2f}): {wanted}"
+            if decision.abstained
+            else f"routed to {decision.team} at {decision.confidence:.2f}: {wanted}"
+        )
+        mode = effective_mode(self.settings, tracker)
+        writeback: WritebackRecord | None = None
+        if add is None and not remove:
+            reason = f"{routed}; the ticket already carries it, nothing to write"
+        else:
+            comment = comment_text(decision, wanted, recorded.decision_id) if mode == "label+comment" else None
+            requests = label_requests(self.settings, tracker, ticket.ref, add, remove)
+            if comment is not None:
+                requests.append(comment_request(self.settings, tracker, ticket.ref, comment))
+            now = time.time()
+            writeback = WritebackRecord(
+                id=new_id(),
+                created_at=now,
+                updated_at=now,
+                tracker=tracker,
+                ticket_ref=ticket.ref,
+                decision_id=recorded.decision_id,
+                label=wanted,
+                comment=comment,
+                request=msgspec.json.encode(requests).decode(),
+                status="dry-run" if mode == "dry-run" else "pending",
+                next_attempt_at=None if mode == "dry-run" else now,
+            )
+            reason = f"{routed} ({'dry-run: nothing written' if mode == 'dry-run' else 'write-back pending'})"
+        delivery = self._delivery(tracker, delivery_id, interpreted, "classified", reason, recorded.decision_id)
+        if not await anyio.to_thread.run_sync(lambda: self.store.record_delivery(delivery, writeback)):
+            return await self._raced(tracker, delivery_id)
+        log.info("%s delivery %s for %s %s", tracker, delivery_id, ticket.ref, reason)
+        return WebhookResult(
+            tracker,
+            delivery_id,
+            "classified",
+            reason,
+            ticket_ref=ticket.ref,
+            decision_id=recorded.decision_id,
+            team=decision.team,
+            confidence=decision.confidence,
+            abstained=decision.abstained,
+            write_back=None if writeback is None else ("dry-run" if mode == "dry-run" else "pending"),
+            writeback_id=None if writeback is None else writeback.id,
+            label=wanted,
+        )
+
+    async def _relabel(
+        self, tracker: Tracker, delivery_id: str, interpreted: Interpreted, relabel: Relabel
+    ) -> WebhookResult:
+        taxonomy = self.taxonomy()
+        ticket = relabel.ticket
+        added_teams = {
+            team: label for label in relabel.added if (team := taxonomy.team_for_label(tracker, label)) is not None
+        }
+        if not added_teams:
+            if relabel.text_changed:
+                return await self._classify(tracker, delivery_id, interpreted, ticket)
+            return await self._ignore(tracker, delivery_id, interpreted, "labels changed, but no team label was added")
+        ours = await anyio.to_thread.run_sync(self.store.our_labels, tracker, ticket.ref)
+        if all(label.casefold() in ours for label in added_teams.values()):
+            return await self._ignore(tracker, delivery_id, interpreted, "our own label event")
+        if len(added_teams) > 1:
+            reason = f"several team labels added at once ({', '.join(sorted(added_teams.values()))}): not a clear team"
+            return await self._ignore(tracker, delivery_id, interpreted, reason, supersede=True)
+        [(team, label)] = added_teams.items()
+        actor = relabel.actor or "someone"
+        previous = await anyio.to_thread.run_sync(lambda: self.store.recent_decisions(1, ticket.ref))
+        if not previous:
+            reason = f"{actor} set {label}, but we made no decision for this ticket"
+            return await self._ignore(tracker, delivery_id, interpreted, reason)
+        ours_decision = previous[0]
+        if ours_decision.team == team and not ours_decision.abstained:
+            reason = f"{actor} set {label}, which agrees with our decision"
+            return await self._ignore(tracker, delivery_id, interpreted, reason)
+        text = compose(ticket.title, ticket.body)
+        correction = CorrectionRecord(
+            id=new_id(),
+            created_at=time.time(),
+            source=tracker,
+            team=team,
+            title=ticket.title or "",
+            body=ticket.body or "",
+            text_sha256=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+            actor=relabel.actor or None,
+            previous_team=ours_decision.team,
+            decision_id=ours_decision.id,
+            ticket_ref=ticket.ref,
+        )
+        was = "triage" if ours_decision.abstained else ours_decision.team
+        reason = f"{actor} relabelled the ticket from {was} to {team} ({label}): stored as a correction"
+        delivery = self._delivery(tracker, delivery_id, interpreted, "correction", reason, ours_decision.id)
+        stored = await anyio.to_thread.run_sync(
+            lambda: self.store.record_delivery(delivery, correction=correction, supersede=ticket.ref)
+        )
+        if not stored:
+            return await self._raced(tracker, delivery_id)
+        log.info("%s delivery %s: %s", tracker, delivery_id, reason)
+        return WebhookResult(
+            tracker,
+            delivery_id,
+            "correction",
+            reason,
+            ticket_ref=ticket.ref,
+            decision_id=ours_decision.id,
+            team=team,
+            correction_id=correction.id,
+        )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def taxonomy(self) -> Taxonomy:
+        """The active model's taxonomy (labels per tracker); ``NoModelError`` when none is loaded."""
+        manifest = self.holder.manifest
+        if manifest is None:
+            raise NoModelError(self.holder.last_error or "no model is loaded")
+        cached = self._taxonomy
+        if cached is None or cached[0] != manifest.version:
+            cached = (manifest.version, msgspec.convert(manifest.taxonomy, Taxonomy))
+            self._taxonomy = cached
+        return cached[1]
+
+    def _delivery(
+        self,
+        tracker: str,
+        delivery_id: str,
+        interpreted: Interpreted,
+        outcome: str,
+        reason: str,
+        decision_id: str | None = None,
+    ) -> DeliveryRecord:
+        return DeliveryRecord(
+            tracker=tracker,
+            delivery_id=delivery_id,
+            received_at=time.time(),
+            event=interpreted.event[:100],
+            action=None if interpreted.action is None else interpreted.action[:100],
+            ticket_ref=interpreted.ticket_ref,
+            outcome=outcome,
+            reason=reason,
+            decision_id=decision_id,
+        )
+
+    def _duplicate(self, tracker: str, seen: DeliveryRecord) -> WebhookResult:
+        reason = f"delivery already processed ({seen.outcome}); nothing done again"
+        log.info("%s delivery %s is a redelivery", tracker, seen.delivery_id)
+        return WebhookResult(
+            tracker, seen.delivery_id, "duplicate", reason, ticket_ref=seen.ticket_ref, decision_id=seen.decision_id
+        )
+
+    async def _raced(self, tracker: str, delivery_id: str) -> WebhookResult:
+        """The same delivery was stored meanwhile (a concurrent redelivery): report the stored one."""
+        seen = await anyio.to_thread.run_sync(self.store.get_delivery, tracker, delivery_id)
+        if seen is None:  # pragma: no cover - an insert failed on the key, so the row exists
+            raise RuntimeError("delivery insert failed without a stored delivery")
+        return self._duplicate(tracker, seen)
