@@ -11,9 +11,9 @@ import re
 import sqlite3
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
 from service.logs import JsonFormatter, request_id
