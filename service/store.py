@@ -639,6 +639,43 @@ class Store:
             row = conn.execute(query).mappings().first()
         return None if row is None else DeliveryRecord(**dict(row))
 
+    def claim_delivery(self, tracker: str, delivery_id: str, stale_after: float) -> bool:
+        """Claim a delivery before working on it: True for exactly one caller, here or on another replica.
+
+        The claim is a row with outcome ``processing``. A claim older than ``stale_after``
+        seconds belonged to a process that died, and may be taken over.
+        """
+        now = time.time()
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    webhook_deliveries.insert().values(
+                        tracker=tracker, delivery_id=delivery_id, received_at=now, event="", outcome="processing"
+                    )
+                )
+        except sa.exc.IntegrityError:
+            key = sa.and_(
+                webhook_deliveries.c.tracker == tracker,
+                webhook_deliveries.c.delivery_id == delivery_id,
+                webhook_deliveries.c.outcome == "processing",
+                webhook_deliveries.c.received_at < now - stale_after,
+            )
+            with self._write() as conn:
+                taken = conn.execute(webhook_deliveries.update().where(key).values(received_at=now))
+            return bool(taken.rowcount)
+        return True
+
+    def release_delivery(self, tracker: str, delivery_id: str) -> None:
+        """Give up a claim (the work failed), so that a redelivery can do it."""
+        with self._write() as conn:
+            conn.execute(
+                webhook_deliveries.delete().where(
+                    webhook_deliveries.c.tracker == tracker,
+                    webhook_deliveries.c.delivery_id == delivery_id,
+                    webhook_deliveries.c.outcome == "processing",
+                )
+            )
+
     def record_delivery(
         self,
         delivery: DeliveryRecord,
@@ -648,14 +685,23 @@ class Store:
     ) -> bool:
         """Store a delivery with what it caused, in one transaction; False when it was already stored.
 
-        The delivery's primary key decides: a redelivery racing the original (here or on another
-        replica) fails its insert, and then neither its write-back nor its correction is kept.
-        ``supersede`` names a ticket whose open write-backs a person's label made moot.
+        A delivery claimed earlier (``claim_delivery``) is completed; otherwise its primary key
+        decides: a redelivery racing the original (here or on another replica) fails its insert,
+        and then neither its write-back nor its correction is kept. ``supersede`` names a ticket
+        whose open write-backs a person's label made moot.
         """
         now = time.time()
+        values = msgspec.structs.asdict(delivery)
+        claimed = sa.and_(
+            webhook_deliveries.c.tracker == delivery.tracker,
+            webhook_deliveries.c.delivery_id == delivery.delivery_id,
+            webhook_deliveries.c.outcome == "processing",
+        )
         try:
             with self._write() as conn:
-                conn.execute(webhook_deliveries.insert().values(**msgspec.structs.asdict(delivery)))
+                completed = conn.execute(webhook_deliveries.update().where(claimed).values(**values))
+                if not completed.rowcount:
+                    conn.execute(webhook_deliveries.insert().values(**values))
                 if supersede is not None:
                     conn.execute(
                         writebacks.update()

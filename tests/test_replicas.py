@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -20,6 +24,7 @@ from tests.conftest import make_training_data
 from tests.test_cli import _free_port
 
 ADMIN = {"Authorization": "Bearer replica-admin"}
+GITHUB_SECRET = "replica-webhook-secret"
 pytestmark = pytest.mark.slow
 
 
@@ -47,6 +52,8 @@ def replicas(pg_url: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], list
         "TICKET_ROUTER_RATE_LIMIT": "off",
         "TICKET_ROUTER_MODEL_POLL_SECONDS": "0.5",
         "TICKET_ROUTER_LOG_LEVEL": "warning",
+        "TICKET_ROUTER_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
+        "TICKET_ROUTER_WRITE_BACK": "dry-run",
     }
     assert CliRunner().invoke(main, ["train"], env=env, catch_exceptions=False).exit_code == 0
     executable = shutil.which("ticket-router", path=str(Path(sys.executable).parent))
@@ -113,3 +120,44 @@ def test_replicas_share_corrections_activations_and_one_training(replicas: tuple
         refused = client.post(f"{second}/v1/models", json={"activate": False})
         assert refused.status_code == 409
         assert "already" in refused.json()["detail"]
+
+
+def test_a_webhook_delivered_to_both_replicas_at_once_is_processed_once(
+    replicas: tuple[dict[str, str], list[str]], pg_url: str
+) -> None:
+    _, urls = replicas
+    body = json.dumps(
+        {
+            "action": "opened",
+            "issue": {"number": 42, "title": "Pods OOMKilled in production", "body": "alerts firing", "labels": []},
+            "repository": {"full_name": "acme/shop"},
+            "sender": {"login": "ana", "type": "User"},
+        }
+    ).encode()
+    signature = "sha256=" + hmac.new(GITHUB_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "content-type": "application/json",
+        "X-GitHub-Event": "issues",
+        "X-GitHub-Delivery": "same-delivery-on-both",
+        "X-Hub-Signature-256": signature,
+    }
+    barrier = threading.Barrier(len(urls) * 3)
+    outcomes: list[str] = []
+
+    def deliver(url: str) -> None:
+        barrier.wait()
+        response = httpx.post(f"{url}/v1/webhooks/github", content=body, headers=headers, timeout=10)
+        assert response.status_code == 200, response.text
+        outcomes.append(response.json()["outcome"])
+
+    threads = [threading.Thread(target=deliver, args=(url,)) for url in urls * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["classified"] + ["duplicate"] * 5
+    with psycopg.connect(pg_url) as db:
+        decisions = db.execute("SELECT count(*) FROM decisions WHERE ticket_ref = 'github:acme/shop#42'").fetchone()
+        writebacks = db.execute("SELECT count(*) FROM writebacks WHERE ticket_ref = 'github:acme/shop#42'").fetchone()
+    assert decisions == (1,), "exactly one replica classified"
+    assert writebacks == (1,), "and recorded one write-back"

@@ -65,6 +65,10 @@ def effective_mode(settings: Settings, tracker: str) -> WriteBackMode:
     return mode
 
 
+# A claim on a delivery older than this belonged to a process that died; a redelivery may take it over.
+CLAIM_STALE_SECONDS = 60.0
+
+
 class Intake:
     """Receives deliveries for the three trackers."""
 
@@ -180,7 +184,15 @@ class Intake:
             reason = f"the ticket already carries team label {human[0]!r} set by a person; people's labels win"
             return await self._ignore(tracker, delivery_id, interpreted, reason, supersede=True)
 
-        [recorded] = await self.decisions.decide([(None, ticket.title, ticket.body)], tracker, [ticket.ref])
+        # Claim the delivery before deciding, so that a redelivery reaching another replica at the
+        # same moment does not classify it too; give the claim back if deciding fails.
+        if not await anyio.to_thread.run_sync(self.store.claim_delivery, tracker, delivery_id, CLAIM_STALE_SECONDS):
+            return await self._raced(tracker, delivery_id)
+        try:
+            [recorded] = await self.decisions.decide([(None, ticket.title, ticket.body)], tracker, [ticket.ref])
+        except BaseException:
+            await anyio.to_thread.run_sync(self.store.release_delivery, tracker, delivery_id)
+            raise
         decision = recorded.decision
         team = taxonomy.get(decision.team)
         wanted = self.settings.triage_label if decision.abstained or team is None else team.label_for(tracker)
@@ -339,7 +351,10 @@ class Intake:
         )
 
     def _duplicate(self, tracker: str, seen: DeliveryRecord) -> WebhookResult:
-        reason = f"delivery already processed ({seen.outcome}); nothing done again"
+        if seen.outcome == "processing":
+            reason = "delivery being processed (here or by another replica); nothing done again"
+        else:
+            reason = f"delivery already processed ({seen.outcome}); nothing done again"
         log.info("%s delivery %s is a redelivery", tracker, seen.delivery_id)
         return WebhookResult(
             tracker, seen.delivery_id, "duplicate", reason, ticket_ref=seen.ticket_ref, decision_id=seen.decision_id

@@ -11,6 +11,7 @@ from service.store import (
     MIGRATIONS,
     CorrectionRecord,
     DecisionRecord,
+    DeliveryRecord,
     JobConflictError,
     Store,
     database_url_for,
@@ -87,5 +88,22 @@ def test_decisions_corrections_jobs_and_pointers(database_url: str) -> None:
         store.set_pointer("active", "v2", b'{"at": "now", "version": "v2", "previous": null}')
         assert store.pointer("active") == "v2"
         assert store.activation_events() == [b'{"at": "now", "version": "v2", "previous": null}']
+    finally:
+        store.close()
+
+
+def test_a_delivery_is_claimed_once_and_a_dead_claim_can_be_taken_over(database_url: str) -> None:
+    store = Store.open(database_url_for(database_url, None))  # type: ignore[arg-type]
+    try:
+        assert store.claim_delivery("github", "d-1", stale_after=60) is True
+        assert store.claim_delivery("github", "d-1", stale_after=60) is False, "claimed already"
+        assert store.claim_delivery("github", "d-1", stale_after=0) is True, "an old claim is taken over"
+        store.release_delivery("github", "d-1")
+        assert store.claim_delivery("github", "d-1", stale_after=60) is True, "released claims can be made again"
+        done = DeliveryRecord("github", "d-1", time.time(), "issues", "classified", action="opened")
+        assert store.record_delivery(done) is True, "the claim is completed"
+        assert store.get_delivery("github", "d-1").outcome == "classified"  # type: ignore[union-attr]
+        assert store.claim_delivery("github", "d-1", stale_after=0) is False, "a finished delivery is never reclaimed"
+        assert store.record_delivery(done) is False, "a redelivery is refused"
     finally:
         store.close()
