@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -59,7 +60,9 @@ class LabelJob:
 @contextlib.contextmanager
 def _input(job: LabelJob) -> Iterator[IO[bytes]]:
     if job.input_path is None:
-        yield sys.stdin.buffer
+        stream = sys.stdin.buffer
+        # The format is sniffed from a peek at the head; a stdin without peek gets a buffer that has one.
+        yield stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
         return
     try:
         handle = job.input_path.open("rb")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -204,3 +205,110 @@ def test_init_trains_the_default_model_once(env: dict[str, str], tmp_path: Path)
     code, output = run(env, "init")
     assert code == 0 and "already active" in output
     assert (tmp_path / "var" / "models" / "ACTIVE").read_text() == active
+
+
+BACKLOG = [
+    {"id": "OPS-1", "title": "Pods OOMKilled in production", "body": "memory alert firing", "team": "SRE"},
+    {"id": "OPS-2", "title": "Upgrade the EKS clusters to Kubernetes 1.30", "team": "Platform"},
+    {"id": "OPS-3", "title": "CI pipeline fails on npm ci", "team": "DevOps"},
+    {"id": "OPS-4", "title": "Checkout total ignores the discount code", "team": "Development"},
+]
+
+
+def backlog_file(tmp_path: Path, bad: bool = False) -> Path:
+    lines = [json.dumps(row) for row in BACKLOG]
+    if bad:
+        lines[1:1] = ["{broken json", json.dumps({"id": "OPS-9", "title": "   "})]
+    path = tmp_path / "backlog.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_label_jsonl_with_report_and_compare(env: dict[str, str], tmp_path: Path) -> None:
+    assert run(env, "train")[0] == 0
+    out, report = tmp_path / "labelled.jsonl", tmp_path / "report.json"
+    code, output = run(env, "label", str(backlog_file(tmp_path)), "-o", str(out), "--compare", "--report", str(report))
+    assert code == 0, output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in records] == ["OPS-1", "OPS-2", "OPS-3", "OPS-4"]
+    assert [r["team"] for r in records] == ["SRE", "Platform", "DevOps", "Development"]
+    assert {"confidence", "abstained", "scores", "explanation", "model_version"} <= set(records[0])
+    summary = json.loads(report.read_text())
+    assert summary["rows"] == 4 and summary["errors"] == 0 and summary["per_team"]["SRE"] == 1
+    assert summary["agreement"]["compared"] == 4 and summary["agreement"]["accuracy"] == 1.0
+    assert "agreement with the backlog" in output and "labelled 4 rows" in output
+
+
+def test_label_bad_rows_are_written_counted_and_set_the_exit_code(env: dict[str, str], tmp_path: Path) -> None:
+    assert run(env, "train")[0] == 0
+    out = tmp_path / "labelled.csv"
+    result = CliRunner().invoke(main, ["label", str(backlog_file(tmp_path, bad=True)), "-o", str(out)], env=env)
+    assert result.exit_code == 3
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 6
+    assert rows[1]["error"].startswith("not a JSON object") and rows[1]["line"] == "2"
+    assert rows[2]["error"].startswith("empty text") and rows[2]["id"] == "OPS-9"
+    assert rows[0]["team"] == "SRE" and rows[0]["score_SRE"]
+
+
+def test_label_reads_stdin_and_writes_stdout(env: dict[str, str], tmp_path: Path) -> None:
+    assert run(env, "train")[0] == 0
+    text = backlog_file(tmp_path).read_text()
+    result = CliRunner().invoke(main, ["label", "-", "-o", "-", "--quiet"], env=env, input=text)
+    assert result.exit_code == 0
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["OPS-1", "OPS-2", "OPS-3", "OPS-4"]
+
+
+def test_label_tracker_exports_and_column_choices(env: dict[str, str], tmp_path: Path) -> None:
+    assert run(env, "train")[0] == 0
+    gh = tmp_path / "gh.json"
+    gh.write_text(
+        json.dumps(
+            [
+                {
+                    "number": 7,
+                    "title": "Release workflow fails to publish",
+                    "body": "",
+                    "labels": [{"name": "team:devops"}],
+                }
+            ]
+        )
+    )
+    jira = tmp_path / "jira.csv"
+    jira.write_text("Summary,Issue key,Description,Labels\nDisk full on db-1,OPS-8,writes failing,team-sre\n")
+    plain = tmp_path / "plain.csv"
+    plain.write_text("ref,headline\nX-1,Add dark mode to the settings page\n")
+    for path, extra, expected_id in [
+        (gh, [], "7"),
+        (jira, ["--compare"], "OPS-8"),
+        (plain, ["--id-column", "ref", "--text-column", "headline"], "X-1"),
+    ]:
+        out = tmp_path / f"{path.stem}.out.jsonl"
+        code, output = run(env, "label", str(path), "-o", str(out), *extra)
+        assert code == 0, output
+        [record] = [json.loads(line) for line in out.read_text().splitlines()]
+        assert record["id"] == expected_id and "team" in record
+
+
+def test_label_filters_and_jobs(env: dict[str, str], tmp_path: Path) -> None:
+    assert run(env, "train")[0] == 0
+    source = backlog_file(tmp_path)
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    assert run(env, "label", str(source), "-o", str(one), "--quiet")[0] == 0
+    assert run(env, "label", str(source), "-o", str(two), "--quiet", "--jobs", "2", "--chunk-size", "1")[0] == 0
+    assert one.read_text() == two.read_text(), "the same decisions in the same order with two processes"
+    confident = tmp_path / "confident.jsonl"
+    assert run(env, "label", str(source), "-o", str(confident), "--quiet", "--min-confidence", "1.0")[0] == 0
+    assert confident.read_text() == ""
+    triage = tmp_path / "triage.jsonl"
+    assert run(env, "label", str(source), "-o", str(triage), "--quiet", "--only-abstained")[0] == 0
+    kept = [json.loads(line) for line in triage.read_text().splitlines()]
+    assert all(r["abstained"] for r in kept)
+
+
+def test_label_unreadable_input_writes_nothing(env: dict[str, str], tmp_path: Path) -> None:
+    assert run(env, "train")[0] == 0
+    out = tmp_path / "never.jsonl"
+    result = CliRunner().invoke(main, ["label", str(tmp_path / "missing.jsonl"), "-o", str(out)], env=env)
+    assert result.exit_code == 1 and "cannot read" in result.output and "Traceback" not in result.output
+    assert not out.exists()
