@@ -62,7 +62,7 @@ def _input(job: LabelJob) -> Iterator[IO[bytes]]:
     if job.input_path is None:
         stream = sys.stdin.buffer
         # The format is sniffed from a peek at the head; a stdin without peek gets a buffer that has one.
-        yield stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
+        yield stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[type-var]
         return
     try:
         handle = job.input_path.open("rb")

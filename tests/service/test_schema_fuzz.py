@@ -7,16 +7,9 @@ produce a server error. The server runs as a real process, lifespan and all.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -27,42 +20,15 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from tests.conftest import make_training_data
-from tests.test_cli import _free_port
+from tests.server_kit import running_server
 
 ADMIN = "fuzz-admin"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    base = tmp_path_factory.mktemp("fuzz")
-    env = {
-        **os.environ,
-        "TICKET_ROUTER_DATA_DIR": str(base / "var"),
-        "TICKET_ROUTER_TRAINING_DATA": str(make_training_data(base / "training_data")),
-        "TICKET_ROUTER_ADMIN_TOKEN": ADMIN,
-        "TICKET_ROUTER_RATE_LIMIT": "off",
-        "TICKET_ROUTER_LOG_LEVEL": "warning",
-    }
-    port = _free_port()
-    executable = shutil.which("ticket-router", path=str(Path(sys.executable).parent))
-    assert executable
-    process = subprocess.Popen(
-        [executable, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with running_server(tmp_path_factory.mktemp("fuzz"), TICKET_ROUTER_ADMIN_TOKEN=ADMIN) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
