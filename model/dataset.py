@@ -78,7 +78,9 @@ def parse_example_lines(
             problems.append(Problem(source, number, f"invalid example: {exc}"))
             continue
         except msgspec.DecodeError as exc:
-            problems.append(Problem(source, number, f"malformed JSON: {exc}"))
+            # msgspec reports bad UTF-8 as a decode error (older releases raised UnicodeDecodeError)
+            utf8 = "UTF-8" in str(exc)
+            problems.append(Problem(source, number, "not valid UTF-8" if utf8 else f"malformed JSON: {exc}"))
             continue
         except UnicodeDecodeError:
             problems.append(Problem(source, number, "not valid UTF-8"))
