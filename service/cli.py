@@ -375,7 +375,13 @@ EXIT_ROWS_FAILED = 3
 @click.option("--team-column", help="Column holding a known team (for --compare) [default: team].")
 @click.option("--labels-column", help="Column holding tracker labels (for --compare).")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
-@click.option("--chunk-size", type=click.IntRange(1, 100_000), default=2000, show_default=True)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(1, 100_000),
+    default=2000,
+    show_default=True,
+    help="Rows decided together (and handed to a worker process at a time).",
+)
 @click.option("--only-abstained", is_flag=True, help="Write only the tickets the router would send to triage.")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), help="Write only decisions at least this confident.")
 @click.option("--compare", is_flag=True, help="Report agreement with the teams the backlog already carries.")
