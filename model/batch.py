@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -37,7 +34,6 @@ __all__ = [
     "Row",
     "StoredClassifier",
     "Summary",
-    "atomic_output",
     "detect_format",
     "label_rows",
     "read_rows",
@@ -361,22 +357,6 @@ def write_csv(items: Iterable[Labelled], out: IO[bytes], teams: Sequence[str]) -
         )
     text.flush()
     text.detach()
-
-
-@contextmanager
-def atomic_output(path: Path) -> Iterator[IO[bytes]]:
-    """A file that appears at ``path`` only when the block finishes; an interrupted run leaves nothing there."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- summary and agreement ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import msgspec
+import numpy as np
 from msgspec import Meta
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -144,7 +145,7 @@ def build_pipeline(params: PipelineParams, vocabulary: Sequence[str] | None = No
         max_df=1.0 if vocabulary is not None else params.max_df,
         sublinear_tf=params.sublinear_tf,
         stop_words=sorted(STOP_WORDS),
-        dtype=float,
+        dtype=np.float64,
     )
     classifier = LogisticRegression(
         C=params.C,

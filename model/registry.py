@@ -32,6 +32,7 @@ import sklearn
 from sklearn.pipeline import Pipeline
 
 from model.errors import ModelIntegrityError, ModelNotFoundError, RegistryError
+from model.files import atomic_write_text
 from model.inference import Classifier
 from model.promotion import GateResult
 from model.taxonomy import TaxonomyChange
@@ -144,7 +145,7 @@ class FilePointers:
 
     def activate(self, event: Activation) -> None:
         """Replace ACTIVE, then append the event to history.jsonl."""
-        _atomic_write(self.root / "ACTIVE", event.version + "\n")
+        atomic_write_text(self.root / "ACTIVE", event.version + "\n")
         with (self.root / "history.jsonl").open("ab") as handle:
             handle.write(msgspec.json.encode(event) + b"\n")
 
@@ -153,7 +154,7 @@ class FilePointers:
         if version is None:
             (self.root / "SHADOW").unlink(missing_ok=True)
         else:
-            _atomic_write(self.root / "SHADOW", version + "\n")
+            atomic_write_text(self.root / "SHADOW", version + "\n")
 
     def history(self) -> list[Activation]:
         """history.jsonl, skipping a torn last line after a crash."""
@@ -372,16 +373,3 @@ class Registry:
         if version is None:
             raise ModelNotFoundError("no active model: train one with `ticket-router train`")
         return self.load(version)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

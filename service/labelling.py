@@ -23,7 +23,6 @@ from model.batch import (
     Labelled,
     StoredClassifier,
     Summary,
-    atomic_output,
     detect_format,
     label_rows,
     read_rows,
@@ -31,6 +30,7 @@ from model.batch import (
     write_jsonl,
 )
 from model.errors import DataError
+from model.files import atomic_output
 from model.taxonomy import Taxonomy
 from service.pointers import registry_for
 from service.settings import Settings

@@ -3,8 +3,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ from click.testing import CliRunner
 
 from service.cli import main
 from tests.conftest import FIXTURES, ROOT, make_training_data
+from tests.server_kit import free_port, running_server, start_server
 from tests.test_deploy import healthcheck_command
 
 
@@ -116,33 +115,11 @@ def test_evaluate_writes_report_and_confusion_matrices(env: dict[str, str], tmp_
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in out.glob("*.png"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_on_an_empty_registry_trains_first_then_answers(env: dict[str, str], tmp_path: Path) -> None:
-    port = _free_port()
-    executable = shutil.which("ticket-router", path=str(Path(sys.executable).parent))
-    assert executable, "the console script is installed"
-    process = subprocess.Popen(
-        [executable, "serve", "--port", str(port)],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    port = free_port()
+    process = start_server({**os.environ, **env}, port, output=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        ready = None
-        while time.monotonic() < deadline:
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
-                if ready.status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert ready is not None and ready.status_code == 200
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
         decision = httpx.post(f"http://127.0.0.1:{port}/v1/classify", json={"title": "Grafana alert firing"}).json()
         assert decision["model_version"] == ready.json()["model_version"]
         # The container healthcheck is the same command compose runs.
@@ -158,44 +135,24 @@ def test_serve_on_an_empty_registry_trains_first_then_answers(env: dict[str, str
 def test_every_worker_process_follows_an_activation(env: dict[str, str], tmp_path: Path) -> None:
     assert run(env, "train")[0] == 0
     second = json.loads(run(env, "train", "--json", "--no-activate", "--note", "second")[1])["version"]
-    port = _free_port()
-    executable = shutil.which("ticket-router", path=str(Path(sys.executable).parent))
-    assert executable
-    process = subprocess.Popen(
-        [executable, "serve", "--port", str(port), "--workers", "2"],
-        env={**os.environ, **env, "TICKET_ROUTER_MODEL_POLL_SECONDS": "0.5"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        with httpx.Client(base_url=url, timeout=5) as client:
-            before = {
-                client.post("/v1/classify", json={"title": f"disk full {i}"}).json()["model_version"] for i in range(20)
-            }
-            assert second not in before
-            assert run(env, "models", "activate", second, "--force")[0] == 0
-            switched_at = time.monotonic()
-            seen: list[str] = []
-            while time.monotonic() - switched_at < 10:
-                # New connections each time, so both worker processes answer.
-                responses = [httpx.post(f"{url}/v1/classify", json={"title": f"ticket {i}"}) for i in range(10)]
-                assert {r.status_code for r in responses} == {200}
-                seen = [r.json()["model_version"] for r in responses]
-                if set(seen) == {second}:
-                    break
-                time.sleep(0.2)
-            assert set(seen) == {second}, "every worker serves the new version within seconds"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    server_env = {**os.environ, **env, "TICKET_ROUTER_MODEL_POLL_SECONDS": "0.5"}
+    with running_server(server_env, "--workers", "2") as url, httpx.Client(base_url=url, timeout=5) as client:
+        before = {
+            client.post("/v1/classify", json={"title": f"disk full {i}"}).json()["model_version"] for i in range(20)
+        }
+        assert second not in before
+        assert run(env, "models", "activate", second, "--force")[0] == 0
+        switched_at = time.monotonic()
+        seen: list[str] = []
+        while time.monotonic() - switched_at < 10:
+            # New connections each time, so both worker processes answer.
+            responses = [httpx.post(f"{url}/v1/classify", json={"title": f"ticket {i}"}) for i in range(10)]
+            assert {r.status_code for r in responses} == {200}
+            seen = [r.json()["model_version"] for r in responses]
+            if set(seen) == {second}:
+                break
+            time.sleep(0.2)
+        assert set(seen) == {second}, "every worker serves the new version within seconds"
 
 
 def test_init_trains_the_default_model_once(env: dict[str, str], tmp_path: Path) -> None:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,26 +14,9 @@ import pytest
 
 from model.registry import Registry
 from tests.conftest import make_training_data
-from tests.test_cli import _free_port
+from tests.server_kit import free_port, start_server
 
 ADMIN = {"Authorization": "Bearer durable-admin"}
-
-
-def start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    executable = shutil.which("ticket-router", path=str(Path(sys.executable).parent))
-    assert executable
-    process = subprocess.Popen(
-        [executable, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("server did not start")
 
 
 @pytest.mark.slow
@@ -50,9 +30,9 @@ def test_a_killed_server_loses_nothing_it_acknowledged(tmp_path: Path) -> None:
         "TICKET_ROUTER_JOB_STALE_SECONDS": "1",
         "TICKET_ROUTER_LOG_LEVEL": "warning",
     }
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start(env, port)
+    process = start_server(env, port)
     acknowledged_decisions: list[str] = []
     acknowledged_feedback: list[str] = []
     stop = threading.Event()
@@ -103,7 +83,7 @@ def test_a_killed_server_loses_nothing_it_acknowledged(tmp_path: Path) -> None:
     registry.load(active)  # the registry is consistent: the active version loads and verifies
     assert all(not p.name.startswith(".ACTIVE") for p in registry.root.iterdir()), "no half-written pointer"
 
-    process = start(env, port)  # restarts cleanly on the same data
+    process = start_server(env, port)  # restarts cleanly on the same data
     try:
         with httpx.Client(base_url=url, timeout=5, headers=ADMIN) as client:
             assert client.post("/v1/classify", json={"title": "after restart"}).status_code == 200

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from service.cli import main
 from tests.conftest import make_training_data
-from tests.test_cli import _free_port
+from tests.server_kit import free_port
 
 ADMIN = {"Authorization": "Bearer replica-admin"}
 GITHUB_SECRET = "replica-webhook-secret"
@@ -61,7 +61,7 @@ def replicas(pg_url: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], list
     processes, urls = [], []
     try:
         for _ in range(2):
-            port = _free_port()
+            port = free_port()
             processes.append(
                 subprocess.Popen(
                     [executable, "serve", "--port", str(port)],

@@ -13,7 +13,6 @@ from model.batch import (
     Agreement,
     Columns,
     StoredClassifier,
-    atomic_output,
     detect_format,
     label_rows,
     read_rows,
@@ -21,6 +20,7 @@ from model.batch import (
     write_jsonl,
 )
 from model.dataset import load_examples
+from model.files import atomic_output
 from model.registry import Registry
 from model.taxonomy import load_taxonomy
 from model.training import train

@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 from service.app import create_app
 from service.settings import Settings
 from service.store import Store, database_url_for
-from tests.server_kit import running_server
+from tests.server_kit import fresh_env, running_server
 
 pytestmark = pytest.mark.anyio
 
@@ -105,7 +105,7 @@ async def test_stream_is_not_bound_by_the_batch_or_body_limits(settings: Setting
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_server(tmp_path_factory.mktemp("stream"), TICKET_ROUTER_MAX_BODY_BYTES="1024") as url:
+    with running_server(fresh_env(tmp_path_factory.mktemp("stream"), TICKET_ROUTER_MAX_BODY_BYTES="1024")) as url:
         yield url
 
 

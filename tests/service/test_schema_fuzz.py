@@ -20,14 +20,14 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from tests.server_kit import running_server
+from tests.server_kit import fresh_env, running_server
 
 ADMIN = "fuzz-admin"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_server(tmp_path_factory.mktemp("fuzz"), TICKET_ROUTER_ADMIN_TOKEN=ADMIN) as url:
+    with running_server(fresh_env(tmp_path_factory.mktemp("fuzz"), TICKET_ROUTER_ADMIN_TOKEN=ADMIN)) as url:
         yield url
 
 
