@@ -110,7 +110,7 @@ def run_label_job(settings: Settings, job: LabelJob, console: Console) -> Summar
         head = _peek(source)
         fmt = cast(InputFormat, job.input_format or detect_format(str(job.input_path or ""), head))
         total = job.input_path.stat().st_size if job.input_path is not None else None
-        with _progress(job, total) as advance, _output(job) as out:
+        with _progress(job, total, console) as advance, _output(job) as out:
             labelled = label_rows(read_rows(source, fmt, columns), factory, jobs=job.jobs, chunk_size=job.chunk_size)
 
             def counted() -> Iterator[Labelled]:
@@ -158,7 +158,7 @@ Advance = Callable[[int, int | None], None]
 
 
 @contextlib.contextmanager
-def _progress(job: LabelJob, total: int | None) -> Iterator[Advance]:
+def _progress(job: LabelJob, total: int | None, console: Console) -> Iterator[Advance]:
     """A progress bar on a terminal (rows, rows/s, and the share of the file read with its ETA)."""
     if not job.progress:
 
@@ -177,7 +177,7 @@ def _progress(job: LabelJob, total: int | None) -> Iterator[Advance]:
     ]
     if total is None:
         columns = [c for c in columns if not isinstance(c, (BarColumn, TimeRemainingColumn))]
-    with Progress(*columns, transient=True) as progress:
+    with Progress(*columns, console=console, transient=True, refresh_per_second=4) as progress:
         task = progress.add_task("label", total=total, rows=0, rate=0.0)
         started = time.perf_counter()
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import subprocess
@@ -269,3 +270,32 @@ def test_label_unreadable_input_writes_nothing(env: dict[str, str], tmp_path: Pa
     result = CliRunner().invoke(main, ["label", str(tmp_path / "missing.jsonl"), "-o", str(out)], env=env)
     assert result.exit_code == 1 and "cannot read" in result.output and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_label_progress_bar_on_a_terminal_and_summary_table(env: dict[str, str], tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from service.labelling import LabelJob, run_label_job
+    from service.settings import Settings
+
+    assert run(env, "train")[0] == 0
+    settings = Settings(data_dir=tmp_path / "var", training_data=tmp_path / "training_data")
+    source = backlog_file(tmp_path, bad=True)
+    job = LabelJob(
+        input_path=source,
+        output_path=tmp_path / "out.jsonl",
+        input_format=None,
+        output_format=None,
+        columns=(None, None, None, None, "team", None),
+        progress=True,
+    )
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=160)
+    summary = run_label_job(settings, job, terminal)
+    shown = terminal.file.getvalue()  # type: ignore[attr-defined]
+    assert "labelling" in shown and "rows/s" in shown, "the bar shows rows and rows/s"
+    assert summary.rows == 6 and summary.errors == 2 and summary.decided == 4
+    assert "errors" in shown and "abstained" in shown and "SRE" in shown
+
+    quiet = Console(file=io.StringIO(), force_terminal=True, width=160)
+    run_label_job(settings, LabelJob(**{**job.__dict__, "progress": False, "summary": False}), quiet)
+    assert quiet.file.getvalue() == ""  # type: ignore[attr-defined]
