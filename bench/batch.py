@@ -116,7 +116,7 @@ def ndjson_rate(data_dir: Path, source: Path, rows: int) -> dict[str, float]:
     The client sends and reads at the same time (as curl does): the answer streams back while
     the request is still going out, so neither side ever holds the whole stream.
     """
-    with serve(data_dir, extra_env={"TICKET_ROUTER_RATE_LIMIT": "off"}) as server:
+    with serve(data_dir) as server:
         sock = socket.create_connection(("127.0.0.1", server.port))
         head = (
             "POST /v1/classify/batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"

@@ -84,6 +84,7 @@ def serve(
         "TICKET_ROUTER_DATA_DIR": str(data_dir),
         "TICKET_ROUTER_TRAINING_DATA": str(TRAINING_DATA),
         "TICKET_ROUTER_LOG_LEVEL": "warning",
+        "TICKET_ROUTER_RATE_LIMIT": "off",  # one loopback client measures throughput, not the limiter
         **(extra_env or {}),
     }
     if factory is None:

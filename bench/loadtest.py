@@ -19,7 +19,7 @@ def run() -> dict[str, float]:
     requests = classify_requests()
     with (
         trained_data_dir() as data_dir,
-        serve(data_dir, workers=WORKERS, extra_env={"TICKET_ROUTER_RATE_LIMIT": "off"}) as server,
+        serve(data_dir, workers=WORKERS) as server,
     ):
         load(server.port, requests, 32, 3.0)  # warm-up
         before = sum(server.worker_rss_mb())
