@@ -1,6 +1,9 @@
 """Request guards: bearer tokens (API tokens for classification, the admin token for what changes
 state) and the content type of JSON bodies.
 
+The guards are coroutines although they never wait: Litestar runs a plain function guard in
+a worker thread, a hop that costs more than the check itself.
+
 Tokens are compared in constant time and never logged. With no API tokens configured the
 classify endpoints are open (local use); with no admin token configured the admin endpoints
 are refused, since nobody could be authorised to use them.
@@ -44,7 +47,7 @@ def _runtime(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
     return runtime
 
 
-def api_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def api_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Classification: open when no API tokens are configured; else an API or the admin token."""
     settings = _runtime(connection).settings
     if not settings.api_tokens:
@@ -57,7 +60,7 @@ def api_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandle
         raise NotAuthenticatedError("unknown token", _CHALLENGE)
 
 
-def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Administration: the admin token only; an API token is recognised but not enough (403)."""
     settings = _runtime(connection).settings
     if not settings.admin_token:
@@ -72,7 +75,7 @@ def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHand
     raise NotAuthenticatedError("unknown token", _CHALLENGE)
 
 
-def token_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def token_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Feedback: any configured token (API or admin); open only when no token at all is configured."""
     settings = _runtime(connection).settings
     accepted = settings.api_tokens + ((settings.admin_token,) if settings.admin_token else ())
@@ -85,7 +88,7 @@ def token_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHand
         raise NotAuthenticatedError("unknown token", _CHALLENGE)
 
 
-def json_body_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def json_body_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Routes that read a JSON body refuse other content types with 415 (before reading the body)."""
     has_body = (
         connection.headers.get("content-length", "0") not in {"", "0"} or "transfer-encoding" in connection.headers
