@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bench.common import HOLDOUT, ROOT, TRAINING_DATA, console, table
+from bench.fetch_public import read_labels, read_texts
 from model.dataset import LabelledTicket, load_examples, load_training_data
 from model.evaluation import Metrics, compute_metrics, evaluate_classifier
 from model.inference import Classifier
@@ -39,6 +40,21 @@ def _row(name: str, m: Metrics, threshold: float | None = None) -> list[str]:
     return [name, str(m.n), f"{m.accuracy:.3f}", f"{m.macro_f1:.3f}", f"{m.ece:.3f}", routed]
 
 
+def public_issues() -> list[LabelledTicket]:
+    """Real public issues labelled by us, when their texts have been fetched (see bench/public_issues)."""
+    texts = read_texts()
+    if not texts:
+        console.print(
+            "[dim]public GitHub issues: texts not fetched; `python -m bench.fetch_public` (needs network)[/dim]"
+        )
+        return []
+    return [
+        LabelledTicket(title=texts[label.id].title, body=texts[label.id].body, team=label.team)
+        for label in read_labels()
+        if label.id in texts and texts[label.id].title.strip()
+    ]
+
+
 def run() -> dict[str, float]:
     data = load_training_data(TRAINING_DATA)
     model = train(data.taxonomy, data.examples)
@@ -52,10 +68,14 @@ def run() -> dict[str, float]:
     def measure(c: Classifier, tickets: Sequence[LabelledTicket]) -> Metrics:
         return evaluate_classifier(c.proba_many, c.teams, [(t.title, t.body, t.team) for t in tickets])
 
-    for label, path, key in [("held-out set", HOLDOUT, "holdout"), ("unseen organisation", ORG_SIM, "org")]:
-        if not path.exists():
+    sets = [
+        ("held-out set", load_examples([HOLDOUT], data.taxonomy) if HOLDOUT.exists() else [], "holdout"),
+        ("unseen organisation", load_examples([ORG_SIM], data.taxonomy) if ORG_SIM.exists() else [], "org"),
+        ("public GitHub issues", public_issues(), "public"),
+    ]
+    for label, tickets, key in sets:
+        if not tickets:
             continue
-        tickets = load_examples([path], data.taxonomy)
         metrics = measure(classifier, tickets)
         figures[f"{key}_macro_f1"] = metrics.macro_f1
         figures[f"{key}_ece"] = metrics.ece
@@ -73,16 +93,20 @@ def run() -> dict[str, float]:
             rows,
         )
     )
-    per_team = table(
-        "Held-out set per team (router)",
-        ["team", "precision", "recall", "F1", "support"],
-        [],
-    )
-    if HOLDOUT.exists():
-        metrics = measure(classifier, load_examples([HOLDOUT], data.taxonomy))
-        for team, s in metrics.per_team.items():
-            per_team.add_row(team, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.support))
-        console.print(per_team)
+    for label, tickets, _ in sets:
+        if not tickets:
+            continue
+        metrics = measure(classifier, tickets)
+        console.print(
+            table(
+                f"{label[0].upper()}{label[1:]} per team (router)",
+                ["team", "precision", "recall", "F1", "support"],
+                [
+                    [team, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.support)]
+                    for team, s in metrics.per_team.items()
+                ],
+            )
+        )
     return figures
 
 
