@@ -29,8 +29,9 @@ __all__ = ["main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: a message is one line however narrow the console (logs and pipes get no hard breaks)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _friendly(func: F) -> F:
