@@ -20,7 +20,7 @@ from litestar.handlers.base import BaseRouteHandler
 from service.errors import ForbiddenError, NotAuthenticatedError, UnsupportedMediaError
 from service.runtime import Runtime
 
-__all__ = ["admin_guard", "api_guard", "bearer_token", "json_body_guard", "token_guard"]
+__all__ = ["admin_guard", "api_guard", "bearer_token", "json_api_guard", "json_body_guard", "token_guard"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ticket-router"'}
 
@@ -102,3 +102,9 @@ async def json_body_guard(connection: ASGIConnection[Any, Any, Any, Any], _: Bas
         f"send the body as application/json, not {media or 'without a Content-Type'}"
         " (with curl: -H 'content-type: application/json')"
     )
+
+
+async def json_api_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """``api_guard`` then ``json_body_guard`` as one guard: Litestar copies the handler once per guard."""
+    await api_guard(connection, handler)
+    await json_body_guard(connection, handler)

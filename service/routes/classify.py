@@ -14,7 +14,7 @@ from litestar.openapi.spec import Example, OpenAPIMediaType, OpenAPIResponse, Op
 from litestar.params import Body
 
 from model.decision import Decision
-from service.auth import api_guard, json_body_guard
+from service.auth import api_guard, json_api_guard
 from service.errors import BadRequestError, PayloadTooLargeError, UnprocessableError, UnsupportedMediaError
 from service.openapi import inline_schema, problems
 from service.runtime import Runtime
@@ -52,7 +52,7 @@ BATCH_EXAMPLE = {
     description="Returns the owning team with a calibrated score for every team. The audit id of the"
     " decision is in the `X-Decision-Id` header (use it for feedback).",
     tags=["classify"],
-    guards=[api_guard, json_body_guard],
+    guards=[json_api_guard],
     responses={
         200: ResponseSpec(
             data_container=Decision,
