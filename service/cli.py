@@ -35,7 +35,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _friendly(func: F) -> F:
-    """Turn the errors a user can cause into one clear line and exit code 2, never a traceback."""
+    """Turn the errors a user can cause into one clear line and exit code 1, never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
