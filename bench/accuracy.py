@@ -73,10 +73,11 @@ def run() -> dict[str, float]:
         ("unseen organisation", load_examples([ORG_SIM], data.taxonomy) if ORG_SIM.exists() else [], "org"),
         ("public GitHub issues", public_issues(), "public"),
     ]
+    router: dict[str, Metrics] = {}  # the router's metrics per set, for the per-team tables
     for label, tickets, key in sets:
         if not tickets:
             continue
-        metrics = measure(classifier, tickets)
+        metrics = router[label] = measure(classifier, tickets)
         figures[f"{key}_macro_f1"] = metrics.macro_f1
         figures[f"{key}_ece"] = metrics.ece
         rows.append(_row(f"{label}: router", metrics, model.threshold))
@@ -93,10 +94,7 @@ def run() -> dict[str, float]:
             rows,
         )
     )
-    for label, tickets, _ in sets:
-        if not tickets:
-            continue
-        metrics = measure(classifier, tickets)
+    for label, metrics in router.items():
         console.print(
             table(
                 f"{label[0].upper()}{label[1:]} per team (router)",

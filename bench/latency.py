@@ -41,6 +41,7 @@ def run() -> dict[str, float]:
     batch = [tickets[i % len(tickets)] for i in range(10_000)]
     batch_texts = [compose(t, b) for t, b in batch]
     items = [(str(i), t, b) for i, (t, b) in enumerate(batch)]
+
     def best_of_three(call: Callable[[], object]) -> float:
         best = float("inf")
         for _ in range(3):
