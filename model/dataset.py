@@ -33,14 +33,20 @@ class _ExampleRow(msgspec.Struct, forbid_unknown_fields=True):
     text: str | None = None
     id: str | int | None = None
     source: str | None = None
+    alt: str | None = None
 
 
 class LabelledTicket(msgspec.Struct, frozen=True):
-    """A ticket whose owning team is known; ``weight`` scales its say in training."""
+    """A ticket whose owning team is known; ``weight`` scales its say in training.
+
+    ``alt`` names a defensible second team for a ticket that honestly fits two; training
+    splits the ticket's weight between both, so the model learns such tickets are uncertain.
+    """
 
     title: str
     body: str
     team: str
+    alt: str | None = None
     id: str | None = None
     source: str | None = None
     origin: str = ""
@@ -91,6 +97,12 @@ def parse_example_lines(
         if known is not None and row.team not in known:
             problems.append(Problem(source, number, f"unknown team {row.team!r}; the taxonomy has {sorted(known)}"))
             continue
+        if row.alt is not None and known is not None and row.alt not in known:
+            problems.append(Problem(source, number, f"unknown alt team {row.alt!r}; the taxonomy has {sorted(known)}"))
+            continue
+        if row.alt is not None and row.alt == row.team:
+            problems.append(Problem(source, number, f"alt names the same team as team ({row.team!r})"))
+            continue
         if row.text is not None and (row.title is not None or row.body is not None):
             problems.append(Problem(source, number, "give either 'text' or 'title'/'body', not both"))
             continue
@@ -105,6 +117,7 @@ def parse_example_lines(
                 title=title,
                 body=body,
                 team=row.team,
+                alt=row.alt,
                 id=None if row.id is None else str(row.id),
                 source=row.source,
                 origin=f"{source}:{number}",

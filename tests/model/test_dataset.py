@@ -33,6 +33,8 @@ def write(tmp_path: Path, lines: list[str]) -> Path:
         ('{"title": 5, "team": "SRE"}', "Expected `str | null`, got `int`"),
         ('{"title": "x", "team": "SRE", "labels": []}', "unknown field `labels`"),
         ('{"text": "x", "title": "y", "team": "SRE"}', "not both"),
+        ('{"title": "x", "team": "SRE", "alt": "Sales"}', "unknown alt team 'Sales'"),
+        ('{"title": "x", "team": "SRE", "alt": "SRE"}', "alt names the same team"),
         (json.dumps(GOOD), "duplicate of the ticket at"),
         (json.dumps({**GOOD, "title": "ci BUILD fails   on main", "team": "SRE"}), "duplicate of the ticket at"),
     ],
@@ -69,6 +71,12 @@ def test_text_stands_for_title_and_body(tmp_path: Path) -> None:
     [ticket] = load_examples([path], TAXONOMY)
     assert (ticket.title, ticket.body, ticket.id, ticket.source) == ("Disk full on db-1", "", "7", "jira")
     assert ticket.origin == f"{path}:1"
+
+
+def test_alt_names_a_defensible_second_team(tmp_path: Path) -> None:
+    path = write(tmp_path, ['{"title": "502s after the deploy", "team": "SRE", "alt": "DevOps"}'])
+    [ticket] = load_examples([path], TAXONOMY)
+    assert (ticket.team, ticket.alt) == ("SRE", "DevOps")
 
 
 def test_shipped_training_data_is_valid_and_large_enough() -> None:
