@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -167,9 +167,9 @@ class TrainingData(msgspec.Struct, frozen=True):
     examples: tuple[LabelledTicket, ...]
 
 
-def load_training_data(root: Path) -> TrainingData:
-    """Read ``teams.toml`` and every ``examples/**/*.jsonl`` under ``root``."""
-    taxonomy = load_taxonomy(root)
+def load_training_data(root: Path, trackers: Collection[str] | None = None) -> TrainingData:
+    """Read ``teams.toml`` and every ``examples/**/*.jsonl`` under ``root``; ``trackers`` as for the taxonomy."""
+    taxonomy = load_taxonomy(root, trackers)
     examples_dir = root / "examples"
     files = example_files(examples_dir) if examples_dir.exists() else []
     return TrainingData(taxonomy=taxonomy, examples=tuple(load_examples(files, taxonomy)))

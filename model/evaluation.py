@@ -10,11 +10,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "ConfusionScores",
     "Metrics",
     "TeamScores",
     "ThresholdRow",
     "choose_threshold",
     "compute_metrics",
+    "confusion_scores",
     "evaluate_classifier",
     "expected_calibration_error",
     "plot_confusion",
@@ -100,14 +102,20 @@ def choose_threshold(rows: Sequence[ThresholdRow], target_precision: float) -> f
     return max(scored, key=lambda r: (r.precision or 0.0, -r.threshold)).threshold
 
 
-def compute_metrics(labels: Sequence[str], y_true: NDArray[np.int64], proba: NDArray[np.float64]) -> Metrics:
-    """Metrics of probability rows ``proba`` (columns in ``labels`` order) against true indices."""
-    k = len(labels)
-    y_pred = proba.argmax(axis=1) if proba.size else np.zeros(0, dtype=np.int64)
-    confidence = proba.max(axis=1) if proba.size else np.zeros(0)
-    correct = y_pred == y_true
-    confusion = np.zeros((k, k), dtype=np.int64)
-    np.add.at(confusion, (y_true, y_pred), 1)
+class ConfusionScores(msgspec.Struct, frozen=True):
+    """What a confusion matrix says: accuracy, macro-F1 and each team's scores."""
+
+    n: int
+    accuracy: float
+    macro_f1: float
+    per_team: dict[str, TeamScores]
+
+
+def confusion_scores(labels: Sequence[str], confusion: NDArray[np.int64]) -> ConfusionScores:
+    """Scores of a confusion matrix (rows: true team, columns: predicted, in ``labels`` order).
+
+    Macro-F1 is over the teams that occur in the truth, as scikit-learn does with labels given.
+    """
     per_team: dict[str, TeamScores] = {}
     f1s = []
     for i, label in enumerate(labels):
@@ -120,14 +128,30 @@ def compute_metrics(labels: Sequence[str], y_true: NDArray[np.int64], proba: NDA
         per_team[label] = TeamScores(precision=precision, recall=recall, f1=f1, support=actual)
         if actual:
             f1s.append(f1)
-    n = int(y_true.size)
-    return Metrics(
+    n = int(confusion.sum())
+    return ConfusionScores(
         n=n,
-        accuracy=float(correct.mean()) if n else 0.0,
-        # Macro-F1 over the teams that occur in the truth, as scikit-learn does with labels given.
+        accuracy=float(np.trace(confusion) / n) if n else 0.0,
         macro_f1=float(np.mean(f1s)) if f1s else 0.0,
-        ece=expected_calibration_error(confidence, correct),
         per_team=per_team,
+    )
+
+
+def compute_metrics(labels: Sequence[str], y_true: NDArray[np.int64], proba: NDArray[np.float64]) -> Metrics:
+    """Metrics of probability rows ``proba`` (columns in ``labels`` order) against true indices."""
+    k = len(labels)
+    y_pred = proba.argmax(axis=1) if proba.size else np.zeros(0, dtype=np.int64)
+    confidence = proba.max(axis=1) if proba.size else np.zeros(0)
+    correct = y_pred == y_true
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (y_true, y_pred), 1)
+    scores = confusion_scores(labels, confusion)
+    return Metrics(
+        n=scores.n,
+        accuracy=scores.accuracy,
+        macro_f1=scores.macro_f1,
+        ece=expected_calibration_error(confidence, correct),
+        per_team=scores.per_team,
         confusion=confusion.tolist(),
         labels=list(labels),
         thresholds=threshold_table(confidence, correct),

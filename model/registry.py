@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import joblib
 import msgspec
@@ -35,7 +35,7 @@ from model.errors import ModelIntegrityError, ModelNotFoundError, RegistryError
 from model.files import atomic_write_text
 from model.inference import Classifier
 from model.promotion import GateResult
-from model.taxonomy import TaxonomyChange
+from model.taxonomy import Taxonomy, TaxonomyChange
 from model.training import TrainedModel, TrainingParams, TrainingReport
 
 __all__ = ["Activation", "FilePointers", "LoadedModel", "Manifest", "Pointers", "Registry", "current_libraries"]
@@ -70,7 +70,7 @@ class Manifest(msgspec.Struct, frozen=True):
     libraries: dict[str, str]
     params: TrainingParams
     report: TrainingReport
-    taxonomy: dict[str, Any]
+    taxonomy: Taxonomy
     artifact: str = ARTIFACT
     note: str = ""
     corrections_used: int = 0
@@ -212,7 +212,7 @@ class Registry:
     def save(
         self,
         model: TrainedModel,
-        taxonomy: dict[str, Any],
+        taxonomy: Taxonomy,
         note: str = "",
         *,
         corrections_used: int = 0,

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
 
 from model.errors import TaxonomyError
 
-__all__ = ["TRACKERS", "Taxonomy", "TaxonomyChange", "Team", "diff_taxonomies", "load_taxonomy", "parse_taxonomy"]
-
-TRACKERS = ("github", "gitlab", "jira")
+__all__ = ["Taxonomy", "TaxonomyChange", "Team", "diff_taxonomies", "load_taxonomy", "parse_taxonomy"]
 
 TeamId = Annotated[str, Meta(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]
 Sentence = Annotated[str, Meta(min_length=1, max_length=2000)]
+TrackerName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 
 
 class Team(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -27,7 +27,7 @@ class Team(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     description: Sentence
     responsibilities: list[Sentence] = []
     terms: list[Annotated[str, Meta(min_length=1, max_length=200)]] = []
-    labels: dict[str, Annotated[str, Meta(min_length=1, max_length=255)]] = {}
+    labels: dict[TrackerName, Annotated[str, Meta(min_length=1, max_length=255)]] = {}
 
     def label_for(self, tracker: str) -> str:
         """The label this team carries in ``tracker`` (default ``team:<id>`` lowercased)."""
@@ -63,18 +63,25 @@ class Taxonomy(msgspec.Struct, frozen=True):
                 return team.id
         return None
 
+    def team_for_any_label(self, label: str, trackers: Collection[str]) -> str | None:
+        """The team whose label in any of ``trackers`` is ``label`` (case-insensitive), or None."""
+        for tracker in trackers:
+            team = self.team_for_label(tracker, label)
+            if team is not None:
+                return team
+        return None
+
     def to_toml_dict(self) -> dict[str, object]:
-        """A plain-data form, for hashing, reports and manifests."""
+        """A plain-data form, for hashing and reports."""
         return {"teams": [msgspec.to_builtins(t) for t in self.teams]}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Taxonomy:
-        """The taxonomy stored in a manifest."""
-        return cls(teams=tuple(msgspec.convert(data.get("teams", []), list[Team])))
 
+def parse_taxonomy(text: str, source: str = "<teams.toml>", trackers: Collection[str] | None = None) -> Taxonomy:
+    """Parse and validate taxonomy TOML text; errors name ``source``.
 
-def parse_taxonomy(text: str, source: str = "<teams.toml>") -> Taxonomy:
-    """Parse and validate taxonomy TOML text; errors name ``source``."""
+    ``trackers`` are the tracker names a team's ``labels`` may use (the service knows them; the
+    core does not); None accepts any name.
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -92,21 +99,22 @@ def parse_taxonomy(text: str, source: str = "<teams.toml>") -> Taxonomy:
         if key in seen:
             raise TaxonomyError(f"{source}: team id {team.id!r} is defined twice")
         seen.add(key)
-        unknown = set(team.labels) - set(TRACKERS)
+        unknown = set(team.labels) - set(trackers) if trackers is not None else set()
         if unknown:
             raise TaxonomyError(
                 f"{source}: team {team.id!r} has labels for unknown trackers {sorted(unknown)};"
-                f" known trackers are {list(TRACKERS)}"
+                f" known trackers are {list(trackers or ())}"
             )
-    for tracker in TRACKERS:
+    named = {tracker for team in teams for tracker in team.labels} | set(trackers or ())
+    for tracker in sorted(named):
         labels = [t.label_for(tracker).casefold() for t in teams]
         if len(set(labels)) != len(labels):
             raise TaxonomyError(f"{source}: two teams share the same {tracker} label")
     return Taxonomy(teams=tuple(teams))
 
 
-def load_taxonomy(path: Path) -> Taxonomy:
-    """Read ``teams.toml`` (or a directory holding one)."""
+def load_taxonomy(path: Path, trackers: Collection[str] | None = None) -> Taxonomy:
+    """Read ``teams.toml`` (or a directory holding one); ``trackers`` as for ``parse_taxonomy``."""
     if path.is_dir():
         path = path / "teams.toml"
     try:
@@ -115,7 +123,7 @@ def load_taxonomy(path: Path) -> Taxonomy:
         raise TaxonomyError(f"{path}: taxonomy file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TaxonomyError(f"{path}: cannot read taxonomy: {exc}") from None
-    return parse_taxonomy(text, str(path))
+    return parse_taxonomy(text, str(path), trackers)
 
 
 class TaxonomyChange(msgspec.Struct, frozen=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-__all__ = ["compose", "fingerprint", "normalise"]
+__all__ = ["compose", "fingerprint", "normalise", "text_sha256"]
 
 # A lower-case letter or digit followed by a capital: the seam of a camelCase identifier.
 _CAMEL = re.compile(r"[a-z0-9][A-Z]")
@@ -40,3 +40,11 @@ def fingerprint(text: str) -> str:
     """sha256 of the text with case and whitespace folded: equal for duplicates, safe to store."""
     folded = _SPACES.sub(" ", text).strip().casefold()
     return hashlib.sha256(folded.encode("utf-8")).hexdigest()
+
+
+def text_sha256(text: str) -> str:
+    """sha256 of the exact text: how the audit trail and corrections name a ticket without storing it.
+
+    Lone surrogates (which JSON can carry) are kept as they are rather than refused.
+    """
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -24,26 +24,19 @@ from service.errors import exception_handlers
 from service.jobs import TrainingJobs
 from service.logs import AccessLogMiddleware
 from service.pointers import registry_for
-from service.routes.catalog import get_model, list_models, list_teams
+from service.routes.catalog import list_teams
 from service.routes.classify import classify, classify_batch
 from service.routes.feedback import create_feedback, list_feedback
 from service.routes.health import healthz, readyz
-from service.routes.lifecycle import (
-    activate_model,
-    get_job,
-    rollback_model,
-    shadow_report,
-    start_shadow,
-    stop_shadow,
-    train_model,
-)
+from service.routes.models import ModelsController
+from service.routes.webhooks import OutboxController, provide_intake, provide_writebacks, webhook_handler
 from service.runtime import Runtime, provide_runtime
 from service.serving import ModelHolder
 from service.settings import Settings
-from service.store import Store, database_url_for
+from service.store import Store
+from service.trackers import registry as trackers
 from service.webhooks.intake import Intake
 from service.webhooks.outbound import RetryPolicy, Sender
-from service.webhooks.routes import WEBHOOK_HANDLERS, provide_intake, provide_writebacks
 from service.webhooks.writeback import WriteBackWorker
 
 __all__ = ["create_app"]
@@ -62,8 +55,7 @@ def create_app(settings: Settings) -> Litestar:
         # The decision worker shares the GIL with the event loop; a shorter switch interval
         # lets it take the GIL back promptly after SQLite releases it (measured: +5-10%).
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-        url = database_url_for(settings.database_url, settings.sqlite_path)
-        store = await anyio.to_thread.run_sync(Store.open, url)
+        store = await anyio.to_thread.run_sync(Store.for_settings, settings)
         registry = registry_for(settings, store)
         holder = ModelHolder(registry, settings.max_text_chars, settings.abstain_threshold)
         await anyio.to_thread.run_sync(holder.refresh)
@@ -80,8 +72,9 @@ def create_app(settings: Settings) -> Litestar:
         policy = RetryPolicy(
             settings.writeback_attempts, settings.writeback_backoff_seconds, settings.writeback_max_wait_seconds
         )
-        worker = WriteBackWorker(settings, store, Sender(outbound, policy))
-        intake = Intake(settings, store, holder, decisions, worker.wake)
+        known = trackers.build(settings.trackers)
+        worker = WriteBackWorker(settings, known, store, Sender(outbound, policy))
+        intake = Intake(settings, known, store, holder, decisions, worker.wake)
         for warning in intake.startup_warnings():
             log.warning(warning)
         app.state.webhook_intake = intake
@@ -111,21 +104,14 @@ def create_app(settings: Settings) -> Litestar:
             classify,
             classify_batch,
             list_teams,
-            list_models,
-            get_model,
-            train_model,
-            get_job,
-            activate_model,
-            rollback_model,
-            start_shadow,
-            stop_shadow,
-            shadow_report,
+            ModelsController,
             create_feedback,
             list_feedback,
             healthz,
             readyz,
             MetricsController,
-            *WEBHOOK_HANDLERS,
+            OutboxController,
+            *(webhook_handler(kind) for kind in trackers.TRACKER_TYPES),
         ],
         middleware=middleware,
         dependencies={

@@ -20,7 +20,15 @@ from litestar.handlers.base import BaseRouteHandler
 from service.errors import ForbiddenError, NotAuthenticatedError, UnsupportedMediaError
 from service.runtime import Runtime
 
-__all__ = ["admin_guard", "api_guard", "bearer_token", "json_api_guard", "json_body_guard", "token_guard"]
+__all__ = [
+    "access_guard",
+    "admin_guard",
+    "api_guard",
+    "bearer_token",
+    "json_api_guard",
+    "json_body_guard",
+    "token_guard",
+]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ticket-router"'}
 
@@ -73,6 +81,18 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
     if _matches(token, settings.api_tokens):
         raise ForbiddenError("this endpoint needs the admin token; an API token is not enough")
     raise NotAuthenticatedError("unknown token", _CHALLENGE)
+
+
+async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """The guard a handler's ``opt["access"]`` names: ``"api"`` for ``api_guard``, anything else the admin token.
+
+    For a controller whose routes share paths but not rights (``GET /v1/models`` for API tokens,
+    ``POST /v1/models`` for the admin), declared once on the controller.
+    """
+    if handler.opt.get("access") == "api":
+        await api_guard(connection, handler)
+    else:
+        await admin_guard(connection, handler)
 
 
 async def token_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

@@ -11,7 +11,6 @@ together, and the next batch is decided while the previous one commits.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import queue
 import threading
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 
 from model.decision import Decision
 from model.inference import Classifier
-from model.text import compose
+from model.text import compose, text_sha256
 from service.metrics import count_decisions
 from service.serving import ModelHolder
 from service.store import DecisionRecord, ShadowRecord, Store, new_id
@@ -44,14 +43,13 @@ class Recorded:
 
 @dataclass(slots=True)
 class _Job:
-    """Tickets from one caller, answered through its event loop's future or a thread event."""
+    """Tickets from one caller, answered through its event loop's future."""
 
     tickets: Sequence[Ticket]
     source: str
     refs: Sequence[str | None] | None
     loop: asyncio.AbstractEventLoop | None = None
     future: asyncio.Future[list[Recorded]] | None = None
-    done: threading.Event | None = None
     results: list[Recorded] = field(default_factory=list)
     error: BaseException | None = None
 
@@ -94,18 +92,6 @@ class DecisionWorker:
         future: asyncio.Future[list[Recorded]] = loop.create_future()
         self._queue.put(_Job(tickets, source, refs, loop=loop, future=future))
         return await future
-
-    def decide_blocking(
-        self, tickets: Sequence[Ticket], source: str, refs: Sequence[str | None] | None = None
-    ) -> list[Recorded]:
-        """The same, for callers on a worker thread of their own."""
-        job = _Job(tickets, source, refs, done=threading.Event())
-        self._queue.put(job)
-        assert job.done is not None
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        return job.results
 
     def _run(self) -> None:
         stopping = False
@@ -188,7 +174,7 @@ class DecisionWorker:
                     break
                 item.extend(extra)
             try:
-                self._store.add_decisions(item.records)
+                self._store.audit.add(item.records)
             except Exception as exc:
                 for job in item.jobs:
                     job.error = exc
@@ -200,7 +186,7 @@ class DecisionWorker:
 
     def _record_shadow(self, records: list[ShadowRecord]) -> None:
         try:
-            self._store.add_shadow_decisions(records)
+            self._store.audit.add_shadow(records)
         except Exception:
             log.exception("could not record %d shadow decisions", len(records))
 
@@ -220,13 +206,11 @@ class _Commit:
 
 
 def _deliver(jobs: list[_Job]) -> None:
-    """Answer every job: one call into each event loop, and a set event for each blocking caller."""
+    """Answer every job: one call into each event loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
     for job in jobs:
         if job.loop is not None:
             by_loop.setdefault(job.loop, []).append(job)
-        elif job.done is not None:
-            job.done.set()
     for loop, waiting in by_loop.items():
         try:
             loop.call_soon_threadsafe(_settle, waiting)
@@ -243,7 +227,7 @@ def record_of(
         created_at=time.time() if now is None else now,
         source=source,
         ticket_ref=ticket_ref,
-        text_sha256=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+        text_sha256=text_sha256(text),
         team=decision.team,
         confidence=decision.confidence,
         abstained=decision.abstained,

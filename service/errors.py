@@ -11,10 +11,9 @@ Service errors (the core's live in ``model/errors.py``)::
     ├── PayloadTooLargeError     a body or batch over its limit (413)
     ├── UnprocessableError       a body that parses but has invalid fields (422)
     ├── UnsupportedMediaError    a Content-Type the endpoint does not read (415)
-    ├── RateLimitedError         a client over its request rate (429, with Retry-After)
     └── UnavailableError         no model loaded, or a dependency down (503)
 
-Webhook errors live in ``service/webhooks/errors.py`` and are mapped in the table below:
+Tracker errors live in ``service/trackers/errors.py`` and are mapped in the table below:
 a disabled tracker 404, a bad signature 401, a body that is not JSON 400, a body without the
 tracker's shape 422.
 """
@@ -39,7 +38,7 @@ from model.errors import (
 from service.schemas import Problem
 from service.serving import NoModelError
 from service.store import StoreError
-from service.webhooks.errors import (
+from service.trackers.errors import (
     InvalidPayloadError,
     MalformedPayloadError,
     SignatureError,
@@ -55,7 +54,6 @@ __all__ = [
     "NotAuthenticatedError",
     "NotFoundError",
     "PayloadTooLargeError",
-    "RateLimitedError",
     "ServiceError",
     "UnavailableError",
     "UnprocessableError",
@@ -127,12 +125,6 @@ class UnsupportedMediaError(ServiceError):
     """Raised when the Content-Type is not one the endpoint reads."""
 
     status, slug = 415, "unsupported-media-type"
-
-
-class RateLimitedError(ServiceError):
-    """Raised when a client exceeds its request rate; carries Retry-After."""
-
-    status, slug = 429, "rate-limited"
 
 
 class UnavailableError(ServiceError):

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import msgspec
 
-from model.dataset import example_files, load_examples, load_training_data
+from model.dataset import example_files, load_examples
 from model.evaluation import Metrics, choose_threshold, evaluate_classifier, plot_confusion
 from model.inference import Classifier
 from model.training import TrainingParams, cross_validate, train
 from service.pointers import registry_for
 from service.settings import Settings
-from service.trainer import training_params
+from service.store import Store
+from service.trainer import load_training_data_for, training_params
 
 __all__ = ["EvaluationResult", "run_evaluation"]
 
@@ -41,7 +42,7 @@ def run_evaluation(
     out_dir: Path,
 ) -> EvaluationResult:
     """Cross-validate on the training examples; test on ``holdout`` if given; write JSON and PNGs."""
-    data = load_training_data(settings.training_data)
+    data = load_training_data_for(settings)
     params: TrainingParams = msgspec.structs.replace(training_params(settings), folds=folds)
     cv = cross_validate(data.taxonomy, data.examples, params)
     result = EvaluationResult(
@@ -54,9 +55,10 @@ def run_evaluation(
     )
     if holdout is not None:
         if model_version:
-            registry = registry_for(settings)
-            version = registry.active_version() if model_version == "active" else model_version
-            loaded = registry.load_active() if model_version == "active" else registry.load(model_version)
+            with Store.for_settings(settings) as store:
+                registry = registry_for(settings, store)
+                version = registry.active_version() if model_version == "active" else model_version
+                loaded = registry.load_active() if model_version == "active" else registry.load(model_version)
             classifier = loaded.classifier(settings.max_text_chars)
             label = version or "active"
         else:

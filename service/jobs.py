@@ -64,14 +64,14 @@ class TrainingJobs:
 
     def recover(self) -> int:
         """Fail jobs left queued or running by a process that stopped; returns how many."""
-        count = self._store.fail_stale_jobs(time.time() - self._settings.job_stale_seconds)
+        count = self._store.jobs.fail_stale(time.time() - self._settings.job_stale_seconds)
         if count:
             log.warning("marked %d interrupted training job(s) as failed", count)
         return count
 
     async def submit(self, options: dict[str, Any], actor: str) -> JobRecord:
         """Queue a training; ``JobConflictError`` while another is queued or running."""
-        record = await anyio.to_thread.run_sync(self._store.create_job, "train", options, actor)
+        record = await anyio.to_thread.run_sync(self._store.jobs.create, "train", options, actor)
         task = asyncio.create_task(self._run(record))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -80,7 +80,7 @@ class TrainingJobs:
     async def _run(self, record: JobRecord) -> None:
         now = time.time()
         await anyio.to_thread.run_sync(
-            lambda: self._store.update_job(record.id, status="running", started_at=now, heartbeat_at=now)
+            lambda: self._store.jobs.update(record.id, status="running", started_at=now, heartbeat_at=now)
         )
         heartbeat = asyncio.create_task(self._beat(record.id))
         try:
@@ -100,7 +100,7 @@ class TrainingJobs:
             update: dict[str, Any] = {"status": "succeeded", "finished_at": finished, "result": outcome}
         else:
             update = {"status": "failed", "finished_at": finished, "error": result.error}
-        await anyio.to_thread.run_sync(lambda: self._store.update_job(record.id, **update))
+        await anyio.to_thread.run_sync(lambda: self._store.jobs.update(record.id, **update))
         TRAINING_JOBS.labels(update["status"]).inc()
         if result.outcome is not None:
             TRAINING_SECONDS.observe(result.outcome.seconds)
@@ -109,7 +109,7 @@ class TrainingJobs:
     async def _beat(self, job_id: str) -> None:
         while True:
             await asyncio.sleep(min(HEARTBEAT_SECONDS, self._settings.job_stale_seconds / 4))
-            await anyio.to_thread.run_sync(lambda: self._store.update_job(job_id, heartbeat_at=time.time()))
+            await anyio.to_thread.run_sync(lambda: self._store.jobs.update(job_id, heartbeat_at=time.time()))
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:

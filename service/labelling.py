@@ -16,24 +16,23 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from model.batch import (
+from model.batch import Labelled, StoredClassifier, label_rows
+from model.errors import DataError
+from model.files import atomic_output
+from service.backlog import (
     Agreement,
     Columns,
     InputFormat,
-    Labelled,
-    StoredClassifier,
+    Row,
     Summary,
     detect_format,
-    label_rows,
     read_rows,
     write_csv,
     write_jsonl,
 )
-from model.errors import DataError
-from model.files import atomic_output
-from model.taxonomy import Taxonomy
 from service.pointers import registry_for
 from service.settings import Settings
+from service.store import Store
 
 __all__ = ["LabelJob", "run_label_job"]
 
@@ -82,7 +81,7 @@ def _output(job: LabelJob) -> Iterator[IO[bytes]]:
         yield handle
 
 
-def _keep(item: Labelled, job: LabelJob) -> bool:
+def _keep(item: Labelled[Row], job: LabelJob) -> bool:
     decision = item.decision
     if decision is None:
         return True  # errors are always written, so they can be seen and fixed
@@ -93,10 +92,10 @@ def _keep(item: Labelled, job: LabelJob) -> bool:
 
 def run_label_job(settings: Settings, job: LabelJob, console: Console) -> Summary:
     """Label the backlog; returns the summary (also printed, and written with ``report_path``)."""
-    registry = registry_for(settings)
-    loaded = registry.load_active()
-    manifest = loaded.manifest
-    taxonomy = Taxonomy.from_dict(manifest.taxonomy)
+    with Store.for_settings(settings) as store:
+        registry = registry_for(settings, store)
+        manifest = registry.load_active().manifest
+    taxonomy = manifest.taxonomy
     factory = StoredClassifier(registry.root, manifest.version, settings.max_text_chars, settings.abstain_threshold)
     id_col, title_col, body_col, text_col, team_col, labels_col = job.columns
     columns = Columns(id=id_col, title=title_col, body=body_col, text=text_col, team=team_col, labels=labels_col)
@@ -113,7 +112,7 @@ def run_label_job(settings: Settings, job: LabelJob, console: Console) -> Summar
         with _progress(job, total, console) as advance, _output(job) as out:
             labelled = label_rows(read_rows(source, fmt, columns), factory, jobs=job.jobs, chunk_size=job.chunk_size)
 
-            def counted() -> Iterator[Labelled]:
+            def counted() -> Iterator[Labelled[Row]]:
                 for item in labelled:
                     summary.add(item)
                     if agreement is not None:

@@ -11,7 +11,7 @@ import msgspec
 
 from model.registry import Activation, Manifest, Registry
 from service.settings import Settings
-from service.store import Store, database_url_for
+from service.store import Store
 
 __all__ = ["StorePointers", "registry_for"]
 
@@ -24,37 +24,32 @@ class StorePointers:
 
     def active(self) -> str | None:
         """The active version."""
-        return self.store.pointer("active")
+        return self.store.models.pointer("active")
 
     def shadow(self) -> str | None:
         """The shadow version."""
-        return self.store.pointer("shadow")
+        return self.store.models.pointer("shadow")
 
     def activate(self, event: Activation) -> None:
         """Point 'active' at the version and record the event, in one transaction."""
-        self.store.set_pointer("active", event.version, msgspec.json.encode(event))
+        self.store.models.set_pointer("active", event.version, msgspec.json.encode(event))
 
     def set_shadow(self, version: str | None) -> None:
         """Point 'shadow' at a version, or clear it."""
-        self.store.set_pointer("shadow", version)
+        self.store.models.set_pointer("shadow", version)
 
     def history(self) -> list[Activation]:
         """Every activation, oldest first."""
         decoder = msgspec.json.Decoder(Activation)
-        return [decoder.decode(event) for event in self.store.activation_events()]
+        return [decoder.decode(event) for event in self.store.models.activation_events()]
 
     def record(self, manifest: Manifest) -> None:
         """Store the manifest too, so replicas can list versions from the database."""
-        self.store.record_model_version(manifest.version, manifest.created_at, msgspec.json.encode(manifest))
+        self.store.models.record_version(manifest.version, manifest.created_at, msgspec.json.encode(manifest))
 
 
-def registry_for(settings: Settings, store: Store | None = None) -> Registry:
+def registry_for(settings: Settings, store: Store) -> Registry:
     """The registry as the deployment shares it: file pointers with SQLite, database pointers with PostgreSQL."""
-    if store is None:
-        url = database_url_for(settings.database_url, settings.sqlite_path)
-        if url.startswith("sqlite"):
-            return Registry(settings.registry_dir)
-        store = Store.open(url)
     if store.is_shared:
         return Registry(settings.registry_dir, StorePointers(store))
     return Registry(settings.registry_dir)

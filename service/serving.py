@@ -8,6 +8,7 @@ import threading
 from model.errors import ModelIntegrityError, ModelNotFoundError
 from model.inference import Classifier
 from model.registry import Manifest, Registry
+from model.taxonomy import Taxonomy
 from service.metrics import set_active_model
 
 __all__ = ["ModelHolder", "NoModelError"]
@@ -49,6 +50,14 @@ class ModelHolder:
         """The active model's manifest, if one is loaded."""
         current = self._current
         return None if current is None else current[1]
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        """The active model's taxonomy: the teams every consumer validates against; ``NoModelError`` without one."""
+        current = self._current
+        if current is None:
+            raise NoModelError(self.last_error or "no model is loaded")
+        return current[1].taxonomy
 
     @property
     def version(self) -> str | None:

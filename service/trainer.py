@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import msgspec
 
@@ -17,15 +16,15 @@ from model.text import fingerprint
 from model.training import TrainingParams, train
 from service.pointers import registry_for
 from service.settings import Settings
-from service.store import CorrectionRecord, Store, database_url_for
+from service.store import CorrectionRecord, Store
+from service.trackers import registry as trackers
 
 __all__ = [
     "GateRefusedError",
     "TrainingOutcome",
     "corrections_as_examples",
     "ensure_active_model",
-    "open_store",
-    "open_store_context",
+    "load_training_data_for",
     "promote",
     "train_version",
     "training_params",
@@ -55,9 +54,9 @@ def training_params(settings: Settings) -> TrainingParams:
     return TrainingParams(target_precision=settings.target_precision)
 
 
-def open_store(settings: Settings) -> Store:
-    """The configured store."""
-    return Store.open(database_url_for(settings.database_url, settings.sqlite_path))
+def load_training_data_for(settings: Settings) -> TrainingData:
+    """The configured training data, its team labels checked against the registered trackers."""
+    return load_training_data(settings.training_data, trackers.names())
 
 
 def corrections_as_examples(
@@ -102,12 +101,14 @@ def train_version(
 
     ``params`` replaces the parameters the settings give (for experiments; the gate judges them).
     """
-    data = load_training_data(settings.training_data)
-    with contextlib.ExitStack() as stack:
-        if store is None:
-            store = stack.enter_context(open_store_context(settings))
+    data = load_training_data_for(settings)
+    if store is not None:
         return _train_with_store(
             settings, data, store, activate=activate, force=force, note=note, actor=actor, params=params
+        )
+    with Store.for_settings(settings) as opened:
+        return _train_with_store(
+            settings, data, opened, activate=activate, force=force, note=note, actor=actor, params=params
         )
 
 
@@ -122,7 +123,7 @@ def _train_with_store(
     actor: str,
     params: TrainingParams | None,
 ) -> TrainingOutcome:
-    corrected, dropped = corrections_as_examples(store.all_corrections(), data.taxonomy, settings.correction_weight)
+    corrected, dropped = corrections_as_examples(store.corrections.all(), data.taxonomy, settings.correction_weight)
     examples = _merge(data, corrected)
     params = params or training_params(settings)
     model = train(data.taxonomy, examples, params)
@@ -130,10 +131,10 @@ def _train_with_store(
     registry = registry_for(settings, store)
     active = _active_manifest(registry)
     gate = judge(data.taxonomy, examples, params, _recipe(active), settings.max_ece)
-    change = diff_taxonomies(Taxonomy.from_dict(active.taxonomy), data.taxonomy) if active else None
+    change = diff_taxonomies(active.taxonomy, data.taxonomy) if active else None
     manifest = registry.save(
         model,
-        data.taxonomy.to_toml_dict(),
+        data.taxonomy,
         note=note,
         corrections_used=len(corrected),
         corrections_dropped=dropped,
@@ -173,7 +174,7 @@ def _recipe(manifest: Manifest | None) -> ActiveRecipe | None:
     if manifest is None:
         return None
     keys = frozenset(manifest.example_keys) if manifest.example_keys else None
-    return ActiveRecipe(taxonomy=Taxonomy.from_dict(manifest.taxonomy), params=manifest.params, example_keys=keys)
+    return ActiveRecipe(taxonomy=manifest.taxonomy, params=manifest.params, example_keys=keys)
 
 
 def _active_manifest(registry: Registry) -> Manifest | None:
@@ -191,7 +192,7 @@ def ensure_active_model(settings: Settings) -> TrainingOutcome | None:
 
     Returns the outcome, or None when a version was already active.
     """
-    with open_store_context(settings) as store:
+    with Store.for_settings(settings) as store:
         if registry_for(settings, store).active_version() is not None:
             return None
         return train_version(settings, note="default model trained at first start", actor="serve", store=store)
@@ -201,13 +202,8 @@ class GateRefusedError(Exception):
     """Raised when activation of a candidate is refused by the promotion gate (force overrides)."""
 
 
-def promote(settings: Settings, version: str, *, force: bool = False, actor: str = "cli") -> Activation:
+def promote(settings: Settings, store: Store, version: str, *, force: bool = False, actor: str = "cli") -> Activation:
     """Activate ``version`` if the gate lets it (judged again if the active model changed since training)."""
-    with open_store_context(settings) as store:
-        return _promote(settings, store, version, force=force, actor=actor)
-
-
-def _promote(settings: Settings, store: Store, version: str, *, force: bool, actor: str) -> Activation:
     registry = registry_for(settings, store)
     candidate = registry.manifest(version)
     active = _active_manifest(registry)
@@ -217,19 +213,9 @@ def _promote(settings: Settings, store: Store, version: str, *, force: bool, act
         return registry.activate(version, actor=actor, reason="forced")
     gate = candidate.gate
     if gate is None or active is None or candidate.gate_against != active.version:
-        data = load_training_data(settings.training_data)
-        corrected, _ = corrections_as_examples(store.all_corrections(), data.taxonomy, settings.correction_weight)
+        data = load_training_data_for(settings)
+        corrected, _ = corrections_as_examples(store.corrections.all(), data.taxonomy, settings.correction_weight)
         gate = judge(data.taxonomy, _merge(data, corrected), candidate.params, _recipe(active), settings.max_ece)
     if not gate.passed:
         raise GateRefusedError(f"model {version} was not activated: {gate.reason}; use force to override")
     return registry.activate(version, actor=actor, reason=gate.reason)
-
-
-@contextlib.contextmanager
-def open_store_context(settings: Settings) -> Iterator[Store]:
-    """The configured store, closed afterwards."""
-    store = open_store(settings)
-    try:
-        yield store
-    finally:
-        store.close()

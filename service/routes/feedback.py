@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Annotated
 
@@ -10,8 +9,7 @@ import anyio
 from litestar import get, post
 from litestar.params import Parameter
 
-from model.taxonomy import load_taxonomy
-from model.text import compose
+from model.text import compose, text_sha256
 from service.auth import json_body_guard, token_guard
 from service.errors import NotFoundError, UnprocessableError
 from service.openapi import problems
@@ -37,23 +35,23 @@ def _out(record: CorrectionRecord) -> FeedbackOut:
 
 
 def _correction(runtime: Runtime, data: FeedbackRequest) -> CorrectionRecord:
-    """Validate against the taxonomy and the audit trail, then store."""
-    teams = load_taxonomy(runtime.settings.training_data).ids
+    """Validate against the active model's taxonomy and the audit trail, then store."""
+    teams = runtime.holder.taxonomy.ids
     if data.team not in teams:
         raise UnprocessableError(f"unknown team {data.team!r}; the taxonomy has {list(teams)}")
     title, body = data.parts if (data.title or data.body or data.text) else (None, None)
     text = compose(title, body)
-    text_sha256 = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    digest = text_sha256(text)
     previous_team = None
     ticket_ref = data.ticket_ref
     if data.decision_id is not None:
-        decision = runtime.store.get_decision(data.decision_id)
+        decision = runtime.store.audit.get(data.decision_id)
         if decision is None:
             raise NotFoundError(f"no decision {data.decision_id!r} in the audit trail")
-        if text and text_sha256 != decision.text_sha256:
+        if text and digest != decision.text_sha256:
             raise UnprocessableError("the text does not match the text of that decision")
         previous_team = decision.team
-        text_sha256 = decision.text_sha256
+        digest = decision.text_sha256
         ticket_ref = ticket_ref or decision.ticket_ref
     record = CorrectionRecord(
         id=new_id(),
@@ -62,13 +60,13 @@ def _correction(runtime: Runtime, data: FeedbackRequest) -> CorrectionRecord:
         team=data.team,
         title=title or "",
         body=body or "",
-        text_sha256=text_sha256,
+        text_sha256=digest,
         actor=data.actor,
         previous_team=previous_team,
         decision_id=data.decision_id,
         ticket_ref=ticket_ref,
     )
-    runtime.store.add_correction(record)
+    runtime.store.corrections.add(record)
     return record
 
 
@@ -93,6 +91,6 @@ async def list_feedback(
     before: Annotated[str | None, Parameter(min_length=1, max_length=64)] = None,
 ) -> FeedbackPage:
     """Corrections from every source (API, GitHub, GitLab, Jira), newest first, a page at a time."""
-    records = await anyio.to_thread.run_sync(lambda: runtime.store.list_corrections(limit + 1, before))
+    records = await anyio.to_thread.run_sync(lambda: runtime.store.corrections.page(limit + 1, before))
     page = records[:limit]
     return FeedbackPage(items=[_out(r) for r in page], next=page[-1].id if len(records) > limit else None)

@@ -16,51 +16,37 @@ from collections.abc import Callable, Mapping
 import anyio
 import msgspec
 
-from model.taxonomy import Taxonomy
-from model.text import compose
+from model.text import compose, text_sha256
+from service.config import PREFIX, WriteBackMode
 from service.decisions import DecisionWorker
-from service.serving import ModelHolder, NoModelError
-from service.settings import PREFIX, Settings, WriteBackMode
+from service.serving import ModelHolder
+from service.settings import Settings
 from service.store import CorrectionRecord, DeliveryRecord, Store, WritebackRecord, new_id
-from service.webhooks.errors import TrackerDisabledError
-from service.webhooks.events import TRACKER_NAMES, Classify, Interpreted, Relabel, Ticket, Tracker, interpret
+from service.trackers.base import Classify, Interpreted, Relabel, Ticket, Tracker
+from service.trackers.errors import TrackerDisabledError
+from service.webhooks.comments import comment_text
 from service.webhooks.schemas import WebhookResult
-from service.webhooks.signatures import verify_gitlab_signature, verify_gitlab_token, verify_hub_signature
-from service.webhooks.trackers import auth_headers, comment_request, comment_text, label_requests
 
 __all__ = ["Intake", "delivery_id_of", "effective_mode"]
 
 log = logging.getLogger("ticket_router.webhooks")
 
-# The header that names a delivery, per tracker, most specific first; each is the same on a retry.
-DELIVERY_HEADERS: dict[str, tuple[str, ...]] = {
-    "github": ("x-github-delivery",),
-    "gitlab": ("idempotency-key", "webhook-id", "x-gitlab-event-uuid"),
-    "jira": ("x-atlassian-webhook-identifier",),
-}
-EVENT_HEADERS: dict[str, str | None] = {"github": "x-github-event", "gitlab": "x-gitlab-event", "jira": None}
-BOT_SETTINGS = {"github": "github_bot_login", "gitlab": "gitlab_bot_username", "jira": "jira_bot_account_id"}
-SECRET_VARIABLES = {
-    "github": "TICKET_ROUTER_GITHUB_WEBHOOK_SECRET",
-    "gitlab": "TICKET_ROUTER_GITLAB_WEBHOOK_TOKEN or TICKET_ROUTER_GITLAB_SIGNING_TOKEN",
-    "jira": "TICKET_ROUTER_JIRA_WEBHOOK_SECRET",
-}
 _MAX_ID = 200  # the delivery_id column's width
 
 
-def delivery_id_of(tracker: str, headers: Mapping[str, str], body: bytes) -> str:
+def delivery_id_of(tracker: Tracker, headers: Mapping[str, str], body: bytes) -> str:
     """The delivery's id from its tracker's header; without one, a digest of the body (equal on a resend)."""
-    for name in DELIVERY_HEADERS[tracker]:
+    for name in tracker.delivery_headers:
         value = (headers.get(name) or "").strip()
         if value and len(value) <= _MAX_ID:
             return value
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-def effective_mode(settings: Settings, tracker: str) -> WriteBackMode:
+def effective_mode(settings: Settings, tracker: Tracker) -> WriteBackMode:
     """The write-back mode in force: ``dry-run`` for an insecure development tracker without credentials."""
-    mode = settings.write_back_for(tracker)
-    if mode != "dry-run" and auth_headers(settings, tracker) is None:
+    mode = settings.write_back_for(tracker.name)
+    if mode != "dry-run" and tracker.auth_headers() is None:
         return "dry-run"
     return mode
 
@@ -70,93 +56,76 @@ CLAIM_STALE_SECONDS = 60.0
 
 
 class Intake:
-    """Receives deliveries for the three trackers."""
+    """Receives deliveries for every registered tracker."""
 
     def __init__(
         self,
         settings: Settings,
+        trackers: Mapping[str, Tracker],
         store: Store,
         holder: ModelHolder,
         decisions: DecisionWorker,
         wake_writer: Callable[[], None],
     ) -> None:
         self.settings = settings
+        self.trackers = trackers
         self.store = store
         self.holder = holder
         self.decisions = decisions
         self.wake_writer = wake_writer
-        self._taxonomy: tuple[str, Taxonomy] | None = None
 
     def startup_warnings(self) -> list[str]:
         """What an operator must know about the webhook configuration (logged at start-up)."""
         warnings = []
-        for tracker in ("github", "gitlab", "jira"):
-            if self.settings.webhook_secured(tracker):
+        for tracker in self.trackers.values():
+            group, shown = tracker.settings, tracker.display_name
+            if group.secured:
                 continue
             if not self.settings.insecure_webhooks:
-                if auth_headers(self.settings, tracker) is not None:
+                if tracker.auth_headers() is not None:
                     warnings.append(
-                        f"{TRACKER_NAMES[tracker]} write-back credentials are set but {SECRET_VARIABLES[tracker]}"
-                        f" is not: {TRACKER_NAMES[tracker]} webhooks are disabled (their endpoint answers 404)"
+                        f"{shown} write-back credentials are set but {group.secret_variables}"
+                        f" is not: {shown} webhooks are disabled (their endpoint answers 404)"
                     )
                 continue
             warnings.append(
-                f"{TRACKER_NAMES[tracker]} webhooks accept UNVERIFIED deliveries"
-                f" ({PREFIX}INSECURE_WEBHOOKS is on and {SECRET_VARIABLES[tracker]} is unset): development only"
+                f"{shown} webhooks accept UNVERIFIED deliveries"
+                f" ({PREFIX}INSECURE_WEBHOOKS is on and {group.secret_variables} is unset): development only"
             )
-            mode = self.settings.write_back_for(tracker)
+            mode = self.settings.write_back_for(tracker.name)
             if mode != "dry-run" and effective_mode(self.settings, tracker) == "dry-run":
-                missing = ", ".join(self.settings.write_back_credentials_missing(tracker))
-                warnings.append(f"{TRACKER_NAMES[tracker]} write-back runs as dry-run: {missing} not set")
+                missing = ", ".join(group.missing_credentials())
+                warnings.append(f"{shown} write-back runs as dry-run: {missing} not set")
         return warnings
 
-    def enabled(self, tracker: str) -> bool:
+    def enabled(self, tracker: Tracker) -> bool:
         """Whether deliveries for ``tracker`` are accepted at all."""
-        return self.settings.webhook_secured(tracker) or self.settings.insecure_webhooks
+        return tracker.settings.secured or self.settings.insecure_webhooks
 
-    def verify(self, tracker: str, headers: Mapping[str, str], body: bytes) -> None:
+    def verify(self, tracker: Tracker, headers: Mapping[str, str], body: bytes) -> None:
         """Raise ``TrackerDisabledError`` or ``SignatureError`` unless the delivery is authentic."""
-        s = self.settings
         if not self.enabled(tracker):
             raise TrackerDisabledError(
-                f"{TRACKER_NAMES[tracker]} webhooks are disabled: set {SECRET_VARIABLES[tracker]} to enable them"
+                f"{tracker.display_name} webhooks are disabled: set {tracker.settings.secret_variables} to enable them"
             )
-        if tracker == "github" and s.github_webhook_secret:
-            verify_hub_signature(
-                s.github_webhook_secret, body, headers.get("x-hub-signature-256"), "X-Hub-Signature-256"
-            )
-        elif tracker == "gitlab":
-            # Each configured mechanism must pass: a leaked secret token alone does not forge a signature.
-            if s.gitlab_webhook_token:
-                verify_gitlab_token(s.gitlab_webhook_token, headers.get("x-gitlab-token"))
-            if s.gitlab_signing_token:
-                verify_gitlab_signature(
-                    s.gitlab_signing_token,
-                    body,
-                    headers.get("webhook-id"),
-                    headers.get("webhook-timestamp"),
-                    headers.get("webhook-signature"),
-                    s.gitlab_signature_tolerance_seconds,
-                )
-        elif tracker == "jira" and s.jira_webhook_secret:
-            verify_hub_signature(s.jira_webhook_secret, body, headers.get("x-hub-signature"), "X-Hub-Signature")
+        if tracker.settings.secured:
+            tracker.verify(headers, body)
 
-    async def receive(self, tracker: Tracker, headers: Mapping[str, str], body: bytes) -> WebhookResult:
+    async def receive(self, name: str, headers: Mapping[str, str], body: bytes) -> WebhookResult:
         """Process one delivery and say what was done; the write-back, if any, is stored, not sent."""
+        tracker = self.trackers[name]
         self.verify(tracker, headers, body)
         delivery_id = delivery_id_of(tracker, headers, body)
-        seen = await anyio.to_thread.run_sync(self.store.get_delivery, tracker, delivery_id)
+        seen = await anyio.to_thread.run_sync(self.store.outbox.get_delivery, name, delivery_id)
         if seen is not None:
-            return self._duplicate(tracker, seen)
-        event_header = EVENT_HEADERS[tracker]
-        bot: str | None = getattr(self.settings, BOT_SETTINGS[tracker])
-        interpreted = interpret(tracker, headers.get(event_header) if event_header else None, body, bot)
+            return self._duplicate(name, seen)
+        interpreted = tracker.interpret(headers, body)
         verdict = interpreted.verdict
         if isinstance(verdict, Relabel):
             return await self._relabel(tracker, delivery_id, interpreted, verdict)
         if isinstance(verdict, Classify):
             return await self._classify(tracker, delivery_id, interpreted, verdict.ticket)
-        return await self._ignore(tracker, delivery_id, interpreted, verdict.reason)
+        return await self._ignore(name, delivery_id, interpreted, verdict.reason)
 
     # -- outcomes ---------------------------------------------------------------------------
 
@@ -165,7 +134,7 @@ class Intake:
     ) -> WebhookResult:
         delivery = self._delivery(tracker, delivery_id, interpreted, "ignored", reason)
         ref = interpreted.ticket_ref if supersede else None
-        if not await anyio.to_thread.run_sync(lambda: self.store.record_delivery(delivery, supersede=ref)):
+        if not await anyio.to_thread.run_sync(lambda: self.store.outbox.record_delivery(delivery, supersede=ref)):
             return await self._raced(tracker, delivery_id)
         log.info("%s delivery %s ignored: %s", tracker, delivery_id, reason)
         return WebhookResult(tracker, delivery_id, "ignored", reason, ticket_ref=interpreted.ticket_ref)
@@ -173,29 +142,31 @@ class Intake:
     async def _classify(
         self, tracker: Tracker, delivery_id: str, interpreted: Interpreted, ticket: Ticket
     ) -> WebhookResult:
+        name = tracker.name
         if not ticket.has_text:
-            return await self._ignore(tracker, delivery_id, interpreted, "the ticket has neither title nor body")
-        taxonomy = self.taxonomy()
-        ours = await anyio.to_thread.run_sync(self.store.our_labels, tracker, ticket.ref)
+            return await self._ignore(name, delivery_id, interpreted, "the ticket has neither title nor body")
+        taxonomy = self.holder.taxonomy
+        outbox = self.store.outbox
+        ours = await anyio.to_thread.run_sync(outbox.our_labels, name, ticket.ref)
         human = [
-            label for label in ticket.labels if taxonomy.team_for_label(tracker, label) and label.casefold() not in ours
+            label for label in ticket.labels if taxonomy.team_for_label(name, label) and label.casefold() not in ours
         ]
         if human:
             reason = f"the ticket already carries team label {human[0]!r} set by a person; people's labels win"
-            return await self._ignore(tracker, delivery_id, interpreted, reason, supersede=True)
+            return await self._ignore(name, delivery_id, interpreted, reason, supersede=True)
 
         # Claim the delivery before deciding, so that a redelivery reaching another replica at the
         # same moment does not classify it too; give the claim back if deciding fails.
-        if not await anyio.to_thread.run_sync(self.store.claim_delivery, tracker, delivery_id, CLAIM_STALE_SECONDS):
-            return await self._raced(tracker, delivery_id)
+        if not await anyio.to_thread.run_sync(outbox.claim_delivery, name, delivery_id, CLAIM_STALE_SECONDS):
+            return await self._raced(name, delivery_id)
         try:
-            [recorded] = await self.decisions.decide([(None, ticket.title, ticket.body)], tracker, [ticket.ref])
+            [recorded] = await self.decisions.decide([(None, ticket.title, ticket.body)], name, [ticket.ref])
         except BaseException:
-            await anyio.to_thread.run_sync(self.store.release_delivery, tracker, delivery_id)
+            await anyio.to_thread.run_sync(outbox.release_delivery, name, delivery_id)
             raise
         decision = recorded.decision
         team = taxonomy.get(decision.team)
-        wanted = self.settings.triage_label if decision.abstained or team is None else team.label_for(tracker)
+        wanted = self.settings.triage_label if decision.abstained or team is None else team.label_for(name)
         present = {label.casefold() for label in ticket.labels}
         add = None if wanted.casefold() in present else wanted
         # Only labels we set ourselves are ever taken away (our earlier team, or triage).
@@ -204,7 +175,7 @@ class Intake:
             for label in ticket.labels
             if label.casefold() in ours
             and label.casefold() != wanted.casefold()
-            and (taxonomy.team_for_label(tracker, label) or label.casefold() == self.settings.triage_label.casefold())
+            and (taxonomy.team_for_label(name, label) or label.casefold() == self.settings.triage_label.casefold())
         ]
         routed = (
             f"abstained (best {decision.team} at {decision.confidence:.2f}): {wanted}"
@@ -217,15 +188,15 @@ class Intake:
             reason = f"{routed}; the ticket already carries it, nothing to write"
         else:
             comment = comment_text(decision, wanted, recorded.decision_id) if mode == "label+comment" else None
-            requests = label_requests(self.settings, tracker, ticket.ref, add, remove)
+            requests = tracker.label_requests(ticket.ref, add, remove)
             if comment is not None:
-                requests.append(comment_request(self.settings, tracker, ticket.ref, comment))
+                requests.append(tracker.comment_request(ticket.ref, comment))
             now = time.time()
             writeback = WritebackRecord(
                 id=new_id(),
                 created_at=now,
                 updated_at=now,
-                tracker=tracker,
+                tracker=name,
                 ticket_ref=ticket.ref,
                 decision_id=recorded.decision_id,
                 label=wanted,
@@ -235,12 +206,12 @@ class Intake:
                 next_attempt_at=None if mode == "dry-run" else now,
             )
             reason = f"{routed} ({'dry-run: nothing written' if mode == 'dry-run' else 'write-back pending'})"
-        delivery = self._delivery(tracker, delivery_id, interpreted, "classified", reason, recorded.decision_id)
-        if not await anyio.to_thread.run_sync(lambda: self.store.record_delivery(delivery, writeback)):
-            return await self._raced(tracker, delivery_id)
-        log.info("%s delivery %s for %s %s", tracker, delivery_id, ticket.ref, reason)
+        delivery = self._delivery(name, delivery_id, interpreted, "classified", reason, recorded.decision_id)
+        if not await anyio.to_thread.run_sync(lambda: outbox.record_delivery(delivery, writeback)):
+            return await self._raced(name, delivery_id)
+        log.info("%s delivery %s for %s %s", name, delivery_id, ticket.ref, reason)
         return WebhookResult(
-            tracker,
+            name,
             delivery_id,
             "classified",
             reason,
@@ -257,40 +228,41 @@ class Intake:
     async def _relabel(
         self, tracker: Tracker, delivery_id: str, interpreted: Interpreted, relabel: Relabel
     ) -> WebhookResult:
-        taxonomy = self.taxonomy()
+        name = tracker.name
+        taxonomy = self.holder.taxonomy
         ticket = relabel.ticket
         added_teams = {
-            team: label for label in relabel.added if (team := taxonomy.team_for_label(tracker, label)) is not None
+            team: label for label in relabel.added if (team := taxonomy.team_for_label(name, label)) is not None
         }
         if not added_teams:
             if relabel.text_changed:
                 return await self._classify(tracker, delivery_id, interpreted, ticket)
-            return await self._ignore(tracker, delivery_id, interpreted, "labels changed, but no team label was added")
-        ours = await anyio.to_thread.run_sync(self.store.our_labels, tracker, ticket.ref)
+            return await self._ignore(name, delivery_id, interpreted, "labels changed, but no team label was added")
+        ours = await anyio.to_thread.run_sync(self.store.outbox.our_labels, name, ticket.ref)
         if all(label.casefold() in ours for label in added_teams.values()):
-            return await self._ignore(tracker, delivery_id, interpreted, "our own label event")
+            return await self._ignore(name, delivery_id, interpreted, "our own label event")
         if len(added_teams) > 1:
             reason = f"several team labels added at once ({', '.join(sorted(added_teams.values()))}): not a clear team"
-            return await self._ignore(tracker, delivery_id, interpreted, reason, supersede=True)
+            return await self._ignore(name, delivery_id, interpreted, reason, supersede=True)
         [(team, label)] = added_teams.items()
         actor = relabel.actor or "someone"
-        previous = await anyio.to_thread.run_sync(lambda: self.store.recent_decisions(1, ticket.ref))
+        previous = await anyio.to_thread.run_sync(lambda: self.store.audit.recent(1, ticket.ref))
         if not previous:
             reason = f"{actor} set {label}, but we made no decision for this ticket"
-            return await self._ignore(tracker, delivery_id, interpreted, reason)
+            return await self._ignore(name, delivery_id, interpreted, reason)
         ours_decision = previous[0]
         if ours_decision.team == team and not ours_decision.abstained:
             reason = f"{actor} set {label}, which agrees with our decision"
-            return await self._ignore(tracker, delivery_id, interpreted, reason)
+            return await self._ignore(name, delivery_id, interpreted, reason)
         text = compose(ticket.title, ticket.body)
         correction = CorrectionRecord(
             id=new_id(),
             created_at=time.time(),
-            source=tracker,
+            source=name,
             team=team,
             title=ticket.title or "",
             body=ticket.body or "",
-            text_sha256=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+            text_sha256=text_sha256(text),
             actor=relabel.actor or None,
             previous_team=ours_decision.team,
             decision_id=ours_decision.id,
@@ -298,15 +270,15 @@ class Intake:
         )
         was = "triage" if ours_decision.abstained else ours_decision.team
         reason = f"{actor} relabelled the ticket from {was} to {team} ({label}): stored as a correction"
-        delivery = self._delivery(tracker, delivery_id, interpreted, "correction", reason, ours_decision.id)
+        delivery = self._delivery(name, delivery_id, interpreted, "correction", reason, ours_decision.id)
         stored = await anyio.to_thread.run_sync(
-            lambda: self.store.record_delivery(delivery, correction=correction, supersede=ticket.ref)
+            lambda: self.store.outbox.record_delivery(delivery, correction=correction, supersede=ticket.ref)
         )
         if not stored:
-            return await self._raced(tracker, delivery_id)
-        log.info("%s delivery %s: %s", tracker, delivery_id, reason)
+            return await self._raced(name, delivery_id)
+        log.info("%s delivery %s: %s", name, delivery_id, reason)
         return WebhookResult(
-            tracker,
+            name,
             delivery_id,
             "correction",
             reason,
@@ -317,17 +289,6 @@ class Intake:
         )
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def taxonomy(self) -> Taxonomy:
-        """The active model's taxonomy (labels per tracker); ``NoModelError`` when none is loaded."""
-        manifest = self.holder.manifest
-        if manifest is None:
-            raise NoModelError(self.holder.last_error or "no model is loaded")
-        cached = self._taxonomy
-        if cached is None or cached[0] != manifest.version:
-            cached = (manifest.version, msgspec.convert(manifest.taxonomy, Taxonomy))
-            self._taxonomy = cached
-        return cached[1]
 
     def _delivery(
         self,
@@ -362,7 +323,7 @@ class Intake:
 
     async def _raced(self, tracker: str, delivery_id: str) -> WebhookResult:
         """The same delivery was stored meanwhile (a concurrent redelivery): report the stored one."""
-        seen = await anyio.to_thread.run_sync(self.store.get_delivery, tracker, delivery_id)
+        seen = await anyio.to_thread.run_sync(self.store.outbox.get_delivery, tracker, delivery_id)
         if seen is None:  # pragma: no cover - an insert failed on the key, so the row exists
             raise RuntimeError("delivery insert failed without a stored delivery")
         return self._duplicate(tracker, seen)

@@ -20,8 +20,8 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from service.metrics import WRITEBACKS
-from service.webhooks.errors import TrackerRejectedError, TrackerUnavailableError
-from service.webhooks.trackers import PlannedRequest
+from service.trackers.base import PlannedRequest
+from service.trackers.errors import TrackerRejectedError, TrackerUnavailableError
 
 __all__ = ["RetryPolicy", "Sender", "wait_hint"]
 

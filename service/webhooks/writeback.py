@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import anyio
 import msgspec
@@ -23,9 +23,9 @@ import msgspec
 from service.metrics import WRITEBACKS
 from service.settings import Settings
 from service.store import Store, WritebackRecord
-from service.webhooks.errors import TrackerRejectedError, WriteBackError
+from service.trackers.base import PlannedRequest, Tracker
+from service.trackers.errors import TrackerRejectedError, WriteBackError
 from service.webhooks.outbound import Sender
-from service.webhooks.trackers import PlannedRequest, auth_headers
 
 __all__ = ["WriteBackWorker"]
 
@@ -44,8 +44,9 @@ _encoder = msgspec.json.Encoder()
 class WriteBackWorker:
     """Runs due write-backs in the background; woken after each webhook answer and on a timer."""
 
-    def __init__(self, settings: Settings, store: Store, sender: Sender) -> None:
+    def __init__(self, settings: Settings, trackers: Mapping[str, Tracker], store: Store, sender: Sender) -> None:
         self.settings = settings
+        self.trackers = trackers
         self.store = store
         self.sender = sender
         self._wake = asyncio.Event()
@@ -77,7 +78,7 @@ class WriteBackWorker:
                 await task
         # Rows interrupted mid-way go back to the queue now rather than when their lease ends.
         claimed, self._claimed = list(self._claimed), set()
-        await anyio.to_thread.run_sync(self.store.release_writebacks, claimed)
+        await anyio.to_thread.run_sync(self.store.outbox.release_writebacks, claimed)
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -95,7 +96,7 @@ class WriteBackWorker:
     async def run_due(self, ids: Sequence[str] | None = None) -> list[WritebackRecord]:
         """Claim due write-backs (all, or those in ``ids``) and perform them; returns their new state."""
         rows = await anyio.to_thread.run_sync(
-            lambda: self.store.claim_writebacks(time.time(), LEASE_SECONDS, BATCH, ids)
+            lambda: self.store.outbox.claim_writebacks(time.time(), LEASE_SECONDS, BATCH, ids)
         )
         if not rows:
             return []
@@ -113,7 +114,7 @@ class WriteBackWorker:
                     await self._perform(row)
 
         await asyncio.gather(*(run_ticket(chain) for chain in by_ticket.values()))
-        found = [await anyio.to_thread.run_sync(self.store.get_writeback, row.id) for row in rows]
+        found = [await anyio.to_thread.run_sync(self.store.outbox.get_writeback, row.id) for row in rows]
         return [row for row in found if row is not None]
 
     async def _perform(self, row: WritebackRecord) -> None:
@@ -129,13 +130,14 @@ class WriteBackWorker:
             log.exception("write-back %s failed unexpectedly", row.id)
             await self._failed(row, attempts, f"{exc.__class__.__name__}: {exc}", None, retry=True)
         else:
-            await anyio.to_thread.run_sync(lambda: self.store.finish_writeback(row.id, "done", attempts))
+            await anyio.to_thread.run_sync(lambda: self.store.outbox.finish_writeback(row.id, "done", attempts))
             WRITEBACKS.labels(row.tracker, "ok").inc()
             log.info("write-back %s to %s done", row.id, row.ticket_ref)
         self._claimed.discard(row.id)
 
     async def _send_all(self, row: WritebackRecord) -> None:
-        headers = auth_headers(self.settings, row.tracker)
+        tracker = self.trackers.get(row.tracker)
+        headers = tracker.auth_headers() if tracker is not None else None
         if headers is None:
             raise TrackerRejectedError(f"no {row.tracker} credentials are configured for write-back")
         remaining = list(_requests_decoder.decode(row.request))
@@ -144,7 +146,7 @@ class WriteBackWorker:
             remaining.pop(0)
             if remaining:
                 left = _encoder.encode(remaining).decode()
-                await anyio.to_thread.run_sync(self.store.writeback_progress, row.id, left)
+                await anyio.to_thread.run_sync(self.store.outbox.writeback_progress, row.id, left)
 
     async def _failed(self, row: WritebackRecord, attempts: int, error: str, hint: float | None, retry: bool) -> None:
         next_at: float | None = None
@@ -159,7 +161,9 @@ class WriteBackWorker:
             "retrying later" if next_at else "waiting for an admin retry",
             error,
         )
-        await anyio.to_thread.run_sync(lambda: self.store.finish_writeback(row.id, "failed", attempts, error, next_at))
+        await anyio.to_thread.run_sync(
+            lambda: self.store.outbox.finish_writeback(row.id, "failed", attempts, error, next_at)
+        )
         WRITEBACKS.labels(row.tracker, "failed").inc()
 
     async def _prune(self) -> None:
@@ -168,6 +172,6 @@ class WriteBackWorker:
             return
         self._pruned_at = now
         cutoff = now - self.settings.webhook_retention_days * 86400
-        removed = await anyio.to_thread.run_sync(self.store.prune_deliveries, cutoff)
+        removed = await anyio.to_thread.run_sync(self.store.outbox.prune_deliveries, cutoff)
         if removed:
             log.info("forgot %d webhook deliveries older than %d days", removed, self.settings.webhook_retention_days)

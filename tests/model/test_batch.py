@@ -9,21 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from model.batch import (
-    Agreement,
-    Columns,
-    StoredClassifier,
-    detect_format,
-    label_rows,
-    read_rows,
-    write_csv,
-    write_jsonl,
-)
+from model.batch import StoredClassifier, label_rows
 from model.dataset import load_examples
 from model.files import atomic_output
 from model.registry import Registry
 from model.taxonomy import load_taxonomy
 from model.training import train
+from service.backlog import Agreement, Columns, detect_format, read_rows, write_csv, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 TAXONOMY = load_taxonomy(ROOT / "training_data")
@@ -33,7 +25,7 @@ MINI = load_examples([ROOT / "tests" / "fixtures" / "mini_examples.jsonl"], TAXO
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> StoredClassifier:
     registry = Registry(tmp_path_factory.mktemp("registry"))
-    manifest = registry.save(train(TAXONOMY, MINI), TAXONOMY.to_toml_dict())
+    manifest = registry.save(train(TAXONOMY, MINI), TAXONOMY)
     return StoredClassifier(registry.root, manifest.version)
 
 

@@ -24,7 +24,7 @@ def model() -> TrainedModel:
 
 def test_save_writes_an_immutable_version_with_a_manifest(tmp_path: Path, model: TrainedModel) -> None:
     registry = Registry(tmp_path)
-    manifest = registry.save(model, TAXONOMY.to_toml_dict(), note="first")
+    manifest = registry.save(model, TAXONOMY, note="first")
     folder = tmp_path / manifest.version
     assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.joblib"]
     stored = json.loads((folder / "manifest.json").read_text())
@@ -41,8 +41,8 @@ def test_save_writes_an_immutable_version_with_a_manifest(tmp_path: Path, model:
 
 def test_activate_rollback_and_history(tmp_path: Path, model: TrainedModel) -> None:
     registry = Registry(tmp_path)
-    first = registry.save(model, {}).version
-    second = registry.save(model, {}).version
+    first = registry.save(model, TAXONOMY).version
+    second = registry.save(model, TAXONOMY).version
     assert first != second
     registry.activate(first)
     registry.activate(second, actor="alice")
@@ -60,7 +60,7 @@ def test_activate_rollback_and_history(tmp_path: Path, model: TrainedModel) -> N
 
 def test_tampered_artifact_is_refused(tmp_path: Path, model: TrainedModel) -> None:
     registry = Registry(tmp_path)
-    version = registry.save(model, {}).version
+    version = registry.save(model, TAXONOMY).version
     artifact = tmp_path / version / "model.joblib"
     artifact.write_bytes(artifact.read_bytes() + b"\0")
     with pytest.raises(ModelIntegrityError, match=r"sha256.*retrain"):
@@ -72,7 +72,7 @@ def test_tampered_artifact_is_refused(tmp_path: Path, model: TrainedModel) -> No
 
 def test_library_mismatch_is_refused(tmp_path: Path, model: TrainedModel) -> None:
     registry = Registry(tmp_path)
-    version = registry.save(model, {}).version
+    version = registry.save(model, TAXONOMY).version
     path = tmp_path / version / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest["libraries"]["scikit-learn"] = "0.24.2"
@@ -104,7 +104,7 @@ def test_a_crash_while_saving_leaves_no_half_version(
 
     monkeypatch.setattr("model.registry.os.rename", broken_rename)
     with pytest.raises(OSError, match="disk full"):
-        registry.save(model, {})
+        registry.save(model, TAXONOMY)
     assert registry.list() == []
     assert not any(tmp_path.iterdir())
     shutil.rmtree(tmp_path, ignore_errors=True)

@@ -63,7 +63,7 @@ def test_labels_default_to_team_prefix_lowercased() -> None:
 )
 def test_invalid_taxonomies_are_refused_with_the_file_named(text: str, message: str) -> None:
     with pytest.raises(TaxonomyError, match=r"teams\.toml") as info:
-        parse_taxonomy(text, "teams.toml")
+        parse_taxonomy(text, "teams.toml", trackers=("github", "gitlab", "jira"))
     assert message in str(info.value)
 
 

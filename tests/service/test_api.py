@@ -51,7 +51,7 @@ async def test_every_decision_is_in_the_audit_trail(client: AsyncTestClient[Lite
     )
     store = store_of(settings)
     try:
-        record = store.get_decision(decision_id)
+        record = store.audit.get(decision_id)
         assert record is not None
         assert record.source == "api"
         assert record.team == response.json()["team"]
@@ -59,8 +59,8 @@ async def test_every_decision_is_in_the_audit_trail(client: AsyncTestClient[Lite
         assert record.model_version == response.json()["model_version"]
         assert len(record.text_sha256) == 64 and "OOMKilled" not in record.text_sha256
         assert record.created_at > 0
-        assert store.count_decisions() == 3
-        assert [r.source for r in store.recent_decisions()].count("batch") == 2
+        assert store.audit.count() == 3
+        assert [r.source for r in store.audit.recent()].count("batch") == 2
     finally:
         store.close()
 
@@ -88,7 +88,7 @@ async def test_concurrent_requests_all_succeed(client: AsyncTestClient[Litestar]
     assert {r.status_code for r in responses} == {200}
     store = store_of(settings)
     try:
-        assert store.count_decisions() == 40
+        assert store.audit.count() == 40
     finally:
         store.close()
 

@@ -76,8 +76,8 @@ async def test_bad_lines_become_error_lines_and_the_rest_is_decided(
     assert errors[4]["error"].startswith(("not a JSON object", "invalid ticket"))
     store = Store.open(database_url_for(settings.database_url, settings.sqlite_path))
     try:
-        assert store.count_decisions() == 2, "only the decided lines are in the audit trail"
-        assert {r.source for r in store.recent_decisions()} == {"batch"}
+        assert store.audit.count() == 2, "only the decided lines are in the audit trail"
+        assert {r.source for r in store.audit.recent()} == {"batch"}
     finally:
         store.close()
 

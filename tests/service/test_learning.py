@@ -200,7 +200,7 @@ async def test_a_second_training_while_one_runs_is_refused(
 ) -> None:
     store = open_store(admin_settings)
     try:
-        store.create_job("train", {}, "someone-else")
+        store.jobs.create("train", {}, "someone-else")
     finally:
         store.close()
     response = await admin_client.post("/v1/models", headers=ADMIN)
@@ -210,8 +210,8 @@ async def test_a_second_training_while_one_runs_is_refused(
 async def test_stale_jobs_are_failed_at_start(admin_settings: Settings) -> None:
     store = open_store(admin_settings)
     try:
-        job = store.create_job("train", {}, "crashed")
-        store.update_job(job.id, status="running", heartbeat_at=time.time() - 3600)
+        job = store.jobs.create("train", {}, "crashed")
+        store.jobs.update(job.id, status="running", heartbeat_at=time.time() - 3600)
     finally:
         store.close()
     async with AsyncTestClient(app=create_app(admin_settings)) as client:
@@ -302,7 +302,7 @@ async def test_shadow_mode_records_both_and_reports(
     assert report["active_right"] == 1
     store = open_store(admin_settings)
     try:
-        comparisons = store.shadow_comparisons(candidate)
+        comparisons = store.audit.shadow_comparisons(candidate)
     finally:
         store.close()
     expected_shadow_right = sum(
@@ -339,10 +339,10 @@ responsibilities = ["Triage CVEs and vulnerability scanner findings.", "Respond 
     try:
         from service.store import CorrectionRecord, new_id
 
-        store.add_correction(
+        store.corrections.add(
             CorrectionRecord(new_id(), time.time(), "api", "Platform", "Upgrade node pools", "", "x" * 64)
         )
-        store.add_correction(CorrectionRecord(new_id(), time.time(), "api", "SRE", "Alert: p99 latency", "", "y" * 64))
+        store.corrections.add(CorrectionRecord(new_id(), time.time(), "api", "SRE", "Alert: p99 latency", "", "y" * 64))
     finally:
         store.close()
     outcome = await asyncio.to_thread(train_version, admin_settings, force=True)

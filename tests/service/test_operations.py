@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.app import create_app
 from service.logs import JsonFormatter, request_id
 from service.settings import Settings, SettingsError
+from tests.service.webhook_kit import replace_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -131,7 +132,7 @@ async def test_readiness_fails_when_the_database_breaks(settings: Settings) -> N
 
 async def test_webhook_events_are_counted_by_tracker_and_outcome(settings: Settings) -> None:
     secret = "metrics-secret"
-    signed = dataclasses.replace(settings, github_webhook_secret=secret, write_back="dry-run")
+    signed = replace_settings(settings, github_webhook_secret=secret, write_back="dry-run")
     body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 1}).encode()
     signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     headers = {"content-type": "application/json", "X-GitHub-Event": "ping", "X-GitHub-Delivery": "metrics-1"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import httpx
@@ -18,6 +17,7 @@ from tests.service.webhook_kit import (
     fixture,
     github_headers,
     raw,
+    replace_settings,
     sent_json,
     serving,
     settle,
@@ -58,7 +58,7 @@ async def test_opened_issue_is_labelled_after_the_answer(settings: Settings) -> 
             assert result["label"] == "team:sre"
             rows = await settle(client)
             store = store_of(client)
-            [decision] = store.recent_decisions(10, "github:acme/shop#12")
+            [decision] = store.audit.recent(10, "github:acme/shop#12")
         assert decision.id == result["decision_id"] and decision.source == "github"
         [row] = rows
         assert (row.status, row.attempts, row.decision_id, row.label) == ("done", 1, decision.id, "team:sre")
@@ -121,8 +121,8 @@ async def test_events_we_do_not_classify_get_200_and_are_recorded_with_the_reaso
             assert response.json()["reason"] == reason
             await settle(client)
             store = store_of(client)
-            delivery = store.get_delivery("github", "d-" + name)
-            assert store.count_decisions() == 0
+            delivery = store.outbox.get_delivery("github", "d-" + name)
+            assert store.audit.count() == 0
         assert delivery is not None and (delivery.outcome, delivery.reason, delivery.event) == (
             "ignored",
             reason,
@@ -147,7 +147,7 @@ async def test_an_edit_of_the_title_reclassifies_without_writing_the_same_label_
             )
             result = response.json()
             await settle(client)
-            decisions = store_of(client).recent_decisions(10, "github:acme/shop#12")
+            decisions = store_of(client).audit.recent(10, "github:acme/shop#12")
         assert result["outcome"] == "classified" and result["team"] == "SRE"
         assert "already carries it, nothing to write" in result["reason"]
         assert len(decisions) == 2, "the edit was classified again"
@@ -194,7 +194,7 @@ async def test_a_redelivery_neither_classifies_nor_writes_again_even_after_a_res
         async with serving(cfg) as client:  # a new process over the same data dir
             after_restart = (await client.post("/v1/webhooks/github", content=body, headers=headers)).json()
             await settle(client)
-            assert store_of(client).count_decisions() == 1
+            assert store_of(client).audit.count() == 1
         assert first["outcome"] == "classified"
         for result in (again, after_restart):
             assert result["outcome"] == "duplicate"
@@ -210,7 +210,7 @@ async def test_a_human_label_on_a_new_issue_wins(settings: Settings) -> None:
         async with serving(configured(settings)) as client:
             result = (await client.post("/v1/webhooks/github", content=body, headers=github_headers(body))).json()
             await settle(client)
-            assert store_of(client).count_decisions() == 0
+            assert store_of(client).audit.count() == 0
         assert result["outcome"] == "ignored"
         assert "team label 'team:platform' set by a person" in result["reason"]
         assert router.calls.call_count == 0
@@ -227,7 +227,7 @@ async def test_a_human_relabel_is_stored_as_a_correction_linked_to_our_decision(
             calls_before = router.calls.call_count
             result = (await client.post("/v1/webhooks/github", content=relabel, headers=github_headers(relabel))).json()
             await settle(client)
-            [correction] = store_of(client).all_corrections()
+            [correction] = store_of(client).corrections.all()
         assert router.calls.call_count == calls_before, "nothing is written for a correction"
         assert result["outcome"] == "correction" and result["team"] == "DevOps"
         assert isinstance(correction, CorrectionRecord)
@@ -250,7 +250,7 @@ async def test_a_human_label_cancels_our_write_back_that_has_not_happened_yet(se
             [failed] = await settle(client)
             assert failed.status == "failed" and failed.next_attempt_at is not None
             await client.post("/v1/webhooks/github", content=relabel, headers=github_headers(relabel))
-            [row] = store_of(client).list_writebacks()
+            [row] = store_of(client).outbox.list_writebacks()
         assert row.status == "superseded" and row.next_attempt_at is None
         assert labels.call_count == 1
 
@@ -261,7 +261,7 @@ async def test_our_own_label_event_is_ignored(settings: Settings, bot_login: str
     with respx.mock() as router:
         async with serving(configured(settings, github_bot_login=bot_login)) as client:
             result = (await client.post("/v1/webhooks/github", content=body, headers=github_headers(body))).json()
-            assert store_of(client).all_corrections() == []
+            assert store_of(client).corrections.all() == []
         assert result == {
             "tracker": "github",
             "delivery_id": result["delivery_id"],
@@ -294,7 +294,7 @@ async def test_without_a_bot_login_our_own_label_echo_is_still_not_a_correction(
             await client.post("/v1/webhooks/github", content=opened, headers=github_headers(opened))
             await settle(client)
             result = (await client.post("/v1/webhooks/github", content=echo, headers=github_headers(echo))).json()
-            assert store_of(client).all_corrections() == []
+            assert store_of(client).corrections.all() == []
         assert (result["outcome"], result["reason"]) == ("ignored", "our own label event")
 
 
@@ -343,7 +343,9 @@ async def test_a_verified_body_that_is_not_an_issue_event_is_a_clear_422(setting
     body = b'{"action": "opened", "issue": {"number": "twelve"}}'
     async with serving(configured(settings)) as client:
         response = await client.post("/v1/webhooks/github", content=body, headers=github_headers(body, delivery="x1"))
-        assert store_of(client).get_delivery("github", "x1") is None, "a rejected delivery can be redelivered later"
+        assert store_of(client).outbox.get_delivery("github", "x1") is None, (
+            "a rejected delivery can be redelivered later"
+        )
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert "expected shape" in response.json()["detail"]
@@ -351,4 +353,4 @@ async def test_a_verified_body_that_is_not_an_issue_event_is_a_clear_422(setting
 
 async def test_settings_refuse_a_secret_without_a_token(settings: Settings) -> None:
     with pytest.raises(ValueError, match="TICKET_ROUTER_GITHUB_TOKEN is not set"):
-        dataclasses.replace(settings, github_webhook_secret="s")
+        replace_settings(settings, github_webhook_secret="s")

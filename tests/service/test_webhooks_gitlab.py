@@ -92,7 +92,7 @@ async def test_updates_without_text_changes_and_other_actions_are_ignored(
         async with serving(configured(settings)) as client:
             response = await client.post("/v1/webhooks/gitlab", content=body, headers=gitlab_headers(body))
             await settle(client)
-            assert store_of(client).count_decisions() == 0
+            assert store_of(client).audit.count() == 0
         assert response.status_code == 200
         assert (response.json()["outcome"], response.json()["reason"]) == ("ignored", reason)
         assert router.calls.call_count == 0
@@ -119,7 +119,7 @@ async def test_a_title_update_is_classified_again(settings: Settings) -> None:
             await settle(client)
             result = (await client.post("/v1/webhooks/gitlab", content=updated, headers=gitlab_headers(updated))).json()
             await settle(client)
-            assert len(store_of(client).recent_decisions(10, "gitlab:15#23")) == 2
+            assert len(store_of(client).audit.recent(10, "gitlab:15#23")) == 2
         assert result["outcome"] == "classified" and result["team"] == "DevOps"
         # The update's payload does not show our label yet, so it is added again: GitLab keeps one.
         assert [sent_json(call.request) for call in router.calls] == [{"add_labels": "team::devops"}] * 2
@@ -137,7 +137,7 @@ async def test_a_human_relabel_is_a_correction_and_our_bots_echo_is_not(settings
             await settle(client)
             ignored = (await client.post("/v1/webhooks/gitlab", content=echo, headers=gitlab_headers(echo))).json()
             result = (await client.post("/v1/webhooks/gitlab", content=human, headers=gitlab_headers(human))).json()
-            [correction] = store_of(client).all_corrections()
+            [correction] = store_of(client).corrections.all()
         assert router.calls.call_count == 1
         assert ignored["reason"] == "caused by our own account ticket-router-bot"
         assert result["outcome"] == "correction"
@@ -158,7 +158,7 @@ async def test_a_redelivery_with_the_same_idempotency_key_is_a_duplicate(setting
                 for _ in range(3)
             ]
             await settle(client)
-            assert store_of(client).count_decisions() == 1
+            assert store_of(client).audit.count() == 1
         assert [r["outcome"] for r in results] == ["classified", "duplicate", "duplicate"]
         assert update.call_count == 1
 

@@ -11,7 +11,7 @@ import pytest
 import respx
 
 from service.settings import Settings
-from service.webhooks.adf import AdfNode, adf_to_text
+from service.trackers.adf import AdfNode, adf_to_text
 from tests.service.webhook_kit import (
     JIRA_EMAIL,
     JIRA_SITE,
@@ -113,7 +113,7 @@ async def test_other_updates_and_events_are_ignored(settings: Settings, name: st
     with respx.mock() as router:
         async with serving(configured(settings)) as client:
             response = await client.post("/v1/webhooks/jira", content=body, headers=jira_headers(body))
-            assert store_of(client).count_decisions() == 0
+            assert store_of(client).audit.count() == 0
         assert response.status_code == 200
         assert (response.json()["outcome"], response.json()["reason"]) == ("ignored", reason)
         assert router.calls.call_count == 0
@@ -142,8 +142,8 @@ async def test_a_human_relabel_is_a_correction_and_our_own_change_is_ignored(set
             await settle(client)
             echo = (await client.post("/v1/webhooks/jira", content=ours, headers=jira_headers(ours))).json()
             result = (await client.post("/v1/webhooks/jira", content=human, headers=jira_headers(human))).json()
-            [correction] = store_of(client).all_corrections()
-            deliveries = store_of(client).list_deliveries(10, "jira")
+            [correction] = store_of(client).corrections.all()
+            deliveries = store_of(client).outbox.list_deliveries(10, "jira")
         assert echo["reason"] == "caused by our own account 712020:router-bot"
         assert result["outcome"] == "correction"
         assert (correction.team, correction.previous_team, correction.source) == ("DevOps", "Platform", "jira")

@@ -24,7 +24,8 @@ def test_webhook_settings_from_the_environment() -> None:
     assert settings.write_back_for("github") == "dry-run"
     assert settings.write_back_for("gitlab") == "label+comment"
     assert settings.insecure_webhooks is True and settings.triage_label == "triage"
-    assert (settings.github_bot_login, settings.gitlab_signature_tolerance_seconds) == ("ticket-router[bot]", 120)
+    github, gitlab = settings.trackers["github"], settings.trackers["gitlab"]
+    assert (github.bot, gitlab.signature_tolerance_seconds) == ("ticket-router[bot]", 120)  # type: ignore[attr-defined]
     assert settings.writeback_attempts == 5
     assert "glpat" not in repr(settings) and "'t'" not in repr(settings)
 

@@ -11,8 +11,8 @@ import pytest
 import respx
 
 from service.settings import Settings
-from service.webhooks.errors import SignatureError
-from service.webhooks.signatures import (
+from service.trackers.errors import SignatureError
+from service.trackers.signatures import (
     gitlab_signature,
     hub_signature,
     verify_gitlab_signature,
@@ -162,7 +162,11 @@ async def test_missing_or_wrong_authentication_is_401_and_nothing_is_processed(
             response = await client.post(f"/v1/webhooks/{tracker}", content=body, headers=headers(body))
             await settle(client)
             store = store_of(client)
-            assert store.list_deliveries() == [] and store.count_decisions() == 0 and store.list_writebacks() == []
+            assert (
+                store.outbox.list_deliveries() == []
+                and store.audit.count() == 0
+                and store.outbox.list_writebacks() == []
+            )
         assert router.calls.call_count == 0
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
@@ -181,7 +185,7 @@ async def test_missing_or_wrong_authentication_is_401_and_nothing_is_processed(
 async def test_a_tracker_without_a_secret_is_disabled(settings: Settings, tracker: str, variable: str) -> None:
     async with serving(settings) as client:
         response = await client.post(f"/v1/webhooks/{tracker}", content=b"{}", headers={"X-GitHub-Event": "issues"})
-        assert store_of(client).list_deliveries() == []
+        assert store_of(client).outbox.list_deliveries() == []
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["detail"].endswith(f"webhooks are disabled: set {variable} to enable them")

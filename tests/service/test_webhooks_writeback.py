@@ -15,8 +15,8 @@ import respx
 
 from service.settings import Settings
 from service.store import DeliveryRecord, Store, WritebackRecord, database_url_for, new_id
+from service.trackers.base import PlannedRequest
 from service.webhooks.outbound import RetryPolicy, Sender, wait_hint
-from service.webhooks.trackers import PlannedRequest
 from tests.service.webhook_kit import (
     admin,
     configured,
@@ -215,7 +215,7 @@ async def test_the_answer_does_not_wait_for_the_write_back(settings: Settings) -
                 if labels.call_count:
                     break
                 await asyncio.sleep(0.01)
-            [row] = store_of(client).list_writebacks()
+            [row] = store_of(client).outbox.list_writebacks()
             assert row.status == "pending" and row.claimed_until is not None
             gate.set()
             [row] = await settle(client)
@@ -239,7 +239,7 @@ async def test_pending_write_backs_are_resumed_at_start_up(settings: Settings) -
         next_attempt_at=now,
     )
     delivery = DeliveryRecord("github", "left-over", now, "issues", "classified", "opened", row.ticket_ref)
-    assert store.record_delivery(delivery, row)
+    assert store.outbox.record_delivery(delivery, row)
     store.close()
     with respx.mock() as router:
         labels = router.post(LABELS).mock(return_value=httpx.Response(200, json=[]))
@@ -262,13 +262,15 @@ def test_a_write_back_is_claimed_by_one_caller_only(settings: Settings) -> None:
         status="pending",
         next_attempt_at=now,
     )
-    assert store.record_delivery(DeliveryRecord("github", "d", now, "issues", "classified"), row)
+    assert store.outbox.record_delivery(DeliveryRecord("github", "d", now, "issues", "classified"), row)
     try:
-        assert [r.id for r in store.claim_writebacks(now, 60)] == [row.id]
-        assert store.claim_writebacks(now, 60) == [], "a live claim keeps other workers off"
-        assert [r.id for r in store.claim_writebacks(now + 61, 60)] == [row.id], "an expired lease frees the row"
-        assert not store.record_delivery(DeliveryRecord("github", "d", now, "issues", "ignored")), "same delivery id"
-        assert store.prune_deliveries(now + 1) == 1 and store.get_delivery("github", "d") is None
+        assert [r.id for r in store.outbox.claim_writebacks(now, 60)] == [row.id]
+        assert store.outbox.claim_writebacks(now, 60) == [], "a live claim keeps other workers off"
+        assert [r.id for r in store.outbox.claim_writebacks(now + 61, 60)] == [row.id], "an expired lease frees the row"
+        assert not store.outbox.record_delivery(DeliveryRecord("github", "d", now, "issues", "ignored")), (
+            "same delivery id"
+        )
+        assert store.outbox.prune_deliveries(now + 1) == 1 and store.outbox.get_delivery("github", "d") is None
     finally:
         store.close()
 
@@ -326,13 +328,13 @@ def test_deliveries_and_claims_on_postgresql(postgres_url: str) -> None:
         next_attempt_at=now,
     )
     try:
-        assert store.record_delivery(DeliveryRecord("gitlab", "k-1", now, "Issue Hook", "classified"), row)
-        assert not store.record_delivery(DeliveryRecord("gitlab", "k-1", now, "Issue Hook", "ignored"), row)
-        assert store.our_labels("gitlab", "gitlab:15#23") == {"team::devops"}
-        [claimed] = store.claim_writebacks(now, 60)
-        assert claimed.id == row.id and store.claim_writebacks(now, 60) == []
-        store.finish_writeback(row.id, "failed", 1, "boom", None)
-        assert store.retry_writebacks(now) == [row.id]
-        assert [r.status for r in store.list_writebacks()] == ["pending"]
+        assert store.outbox.record_delivery(DeliveryRecord("gitlab", "k-1", now, "Issue Hook", "classified"), row)
+        assert not store.outbox.record_delivery(DeliveryRecord("gitlab", "k-1", now, "Issue Hook", "ignored"), row)
+        assert store.outbox.our_labels("gitlab", "gitlab:15#23") == {"team::devops"}
+        [claimed] = store.outbox.claim_writebacks(now, 60)
+        assert claimed.id == row.id and store.outbox.claim_writebacks(now, 60) == []
+        store.outbox.finish_writeback(row.id, "failed", 1, "boom", None)
+        assert store.outbox.retry_writebacks(now) == [row.id]
+        assert [r.status for r in store.outbox.list_writebacks()] == ["pending"]
     finally:
         store.close()

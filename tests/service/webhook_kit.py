@@ -1,6 +1,6 @@
 """Shared pieces of the webhook tests: fixtures on disk, signing the way each tracker does, waiting for write-backs.
 
-Signatures are computed here independently of service/webhooks/signatures.py, from the
+Signatures are computed here independently of service/trackers/signatures.py, from the
 trackers' documented schemes, so a mistake there cannot hide in both places.
 """
 
@@ -59,7 +59,23 @@ def configured(settings: Settings, **overrides: Any) -> Settings:
         "writeback_retry_seconds": 3600.0,
     }
     values.update(overrides)
-    return dataclasses.replace(settings, **values)
+    return replace_settings(settings, **values)
+
+
+def replace_settings(settings: Settings, **changes: Any) -> Settings:
+    """``dataclasses.replace`` that also takes tracker settings flat, as ``<tracker>_<field>=value``.
+
+    ``github_token="x"`` changes ``token`` in the ``github`` group, the way TICKET_ROUTER_GITHUB_TOKEN does.
+    """
+    groups = dict(settings.trackers)
+    plain: dict[str, Any] = {}
+    for key, value in changes.items():
+        tracker, _, name = key.partition("_")
+        if tracker in groups and name:
+            groups[tracker] = groups[tracker].replace(**{name: value})
+        else:
+            plain[key] = value
+    return dataclasses.replace(settings, **plain, trackers=groups)
 
 
 def fixture(tracker: str, name: str) -> dict[str, Any]:
@@ -153,7 +169,7 @@ async def settle(client: AsyncTestClient[Litestar], timeout: float = 5.0) -> lis
     store = store_of(client)
     deadline = time.monotonic() + timeout
     while True:
-        rows = store.list_writebacks(1000)
+        rows = store.outbox.list_writebacks(1000)
         busy = [r for r in rows if r.status == "pending" or r.claimed_until is not None]
         if not busy:
             return rows

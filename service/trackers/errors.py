@@ -1,4 +1,4 @@
-"""Errors of the webhook intake and the write-back.
+"""Errors of tracker deliveries and write-backs.
 
 They become HTTP responses only through the table in ``service/errors.py``::
 

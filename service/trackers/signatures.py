@@ -9,20 +9,30 @@ is in ``X-Gitlab-Token`` and, with a signing token, ``webhook-signature: v1,<bas
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import time
 
-from service.settings import signing_key
-from service.webhooks.errors import SignatureError
+from service.trackers.errors import SignatureError
 
 __all__ = [
     "gitlab_signature",
     "hub_signature",
+    "signing_key",
     "verify_gitlab_signature",
     "verify_gitlab_token",
     "verify_hub_signature",
 ]
+
+
+def signing_key(token: str) -> bytes | None:
+    """The HMAC key of a GitLab signing token (``whsec_`` then base64), or None when it is not one."""
+    try:
+        key = base64.b64decode(token.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return key or None
 
 
 def hub_signature(secret: str, body: bytes) -> str:

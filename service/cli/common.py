@@ -1,0 +1,42 @@
+"""What every command shares: the consoles, the settings from the context, and friendly errors."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from model.errors import RouterError
+from service.settings import Settings, SettingsError
+from service.store import StoreError
+from service.trainer import GateRefusedError
+
+__all__ = ["err", "friendly", "out", "settings_of"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# soft_wrap: a message is one line however narrow the console (logs and pipes get no hard breaks)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def friendly(func: F) -> F:
+    """Turn the errors a user can cause into one clear line and exit code 1, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (RouterError, SettingsError, StoreError, GateRefusedError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    """The settings the ``main`` group built from the environment and its options."""
+    settings: Settings = ctx.obj
+    return settings

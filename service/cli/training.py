@@ -1,0 +1,162 @@
+"""Commands that make and measure models: train, evaluate, and validate the training data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import msgspec
+from rich.table import Table
+
+from model.evaluation import Metrics
+from model.registry import Manifest
+from service.cli.common import friendly, out, settings_of
+from service.pointers import registry_for
+from service.store import Store
+from service.trackers import registry as trackers
+
+__all__ = ["evaluate", "train", "validate"]
+
+
+@click.command()
+@click.option("--note", default="", help="A note stored with the version.")
+@click.option("--activate/--no-activate", default=True, show_default=True, help="Activate if the gate passes.")
+@click.option("--force", is_flag=True, help="Activate even if the promotion gate refuses.")
+@click.option("--params", "params_json", help='Training parameters as JSON, e.g. \'{"pipeline": {"C": 3.0}}\'.')
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+@friendly
+def train(ctx: click.Context, note: str, activate: bool, force: bool, params_json: str | None, as_json: bool) -> None:
+    """Train a new version from the training data and stored corrections.
+
+    It becomes active only if its cross-validated macro-F1 is not worse than the active
+    model's on the same folds and its calibration error is within TICKET_ROUTER_MAX_ECE.
+    """
+    from model.training import TrainingParams
+    from service.trainer import train_version
+
+    settings = settings_of(ctx)
+    params = None
+    if params_json:
+        try:
+            params = msgspec.json.decode(params_json, type=TrainingParams)
+        except msgspec.DecodeError as exc:
+            raise click.BadParameter(str(exc), param_hint="--params") from None
+    with Store.for_settings(settings) as store:
+        outcome = train_version(settings, activate=activate, force=force, note=note, params=params, store=store)
+        manifest = registry_for(settings, store).manifest(outcome.version)
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(outcome)).decode())
+        return
+    _print_training(manifest, outcome.reason)
+    change = outcome.taxonomy_change
+    if change is not None and change.changed:
+        out.print(
+            f"taxonomy changed: added {change.added or '-'}, removed {change.removed or '-'},"
+            f" renamed {change.renamed or '-'}, redescribed {change.redescribed or '-'}"
+        )
+    if outcome.cold_start_teams:
+        out.print(f"trained from descriptions alone (no examples yet): {', '.join(outcome.cold_start_teams)}")
+    out.print(f"corrections used {outcome.corrections_used}, dropped (team removed) {outcome.corrections_dropped}")
+
+
+def _print_training(manifest: Manifest, verdict: str) -> None:
+    report = manifest.report
+    table = Table(title=f"model {manifest.version}: {verdict}")
+    table.add_column("team")
+    table.add_column("examples", justify="right")
+    for team, count in report.examples_per_team.items():
+        table.add_row(team, str(count) + ("  (descriptions only)" if count == 0 else ""))
+    out.print(table)
+    if report.cv is not None:
+        _print_metrics(report.cv, f"{report.folds}-fold cross-validation")
+    out.print(
+        f"temperature {report.temperature:.3f}; abstain below {manifest.threshold:.2f} ({report.threshold_source});"
+        f" trained in {report.seconds:.1f}s"
+    )
+    if manifest.gate is not None:
+        out.print(f"promotion gate: {'passed' if manifest.gate.passed else 'refused'} - {manifest.gate.reason}")
+
+
+def _print_metrics(metrics: Metrics, title: str) -> None:
+    out.print(
+        f"[bold]{title}[/bold]: {metrics.n} tickets, accuracy {metrics.accuracy:.3f},"
+        f" macro-F1 {metrics.macro_f1:.3f}, calibration error (ECE, 10 bins) {metrics.ece:.3f}"
+    )
+    per_team = Table()
+    for column in ("team", "precision", "recall", "F1", "support"):
+        per_team.add_column(column, justify="left" if column == "team" else "right")
+    for team, s in metrics.per_team.items():
+        per_team.add_row(team, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.support))
+    out.print(per_team)
+    confusion = Table(title="confusion (rows: true, columns: predicted)")
+    confusion.add_column("")
+    for label in metrics.labels:
+        confusion.add_column(label, justify="right")
+    for label, row in zip(metrics.labels, metrics.confusion, strict=True):
+        confusion.add_row(label, *(str(v) for v in row))
+    out.print(confusion)
+    thresholds = Table(title="abstain thresholds")
+    for column in ("threshold", "routed", "precision of routed", "abstained"):
+        thresholds.add_column(column, justify="right")
+    for step in metrics.thresholds:
+        precision = "-" if step.precision is None else f"{step.precision:.3f}"
+        thresholds.add_row(f"{step.threshold:.2f}", f"{step.routed:.3f}", precision, f"{step.abstained:.3f}")
+    out.print(thresholds)
+
+
+@click.command()
+@click.option(
+    "--holdout", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Labelled JSONL to test on."
+)
+@click.option(
+    "--model", "model_version", help="Test a stored version (or 'active') on the holdout instead of a fresh model."
+)
+@click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write report.json and confusion PNGs [default: <data dir>/reports].",
+)
+@click.pass_context
+@friendly
+def evaluate(
+    ctx: click.Context, holdout: Path | None, model_version: str | None, folds: int, out_dir: Path | None
+) -> None:
+    """Cross-validate on the training examples and optionally test on a held-out file."""
+    from service.evaluation import run_evaluation
+
+    settings = settings_of(ctx)
+    target = out_dir or settings.data_dir / "reports"
+    result = run_evaluation(settings, folds=folds, holdout=holdout, model_version=model_version, out_dir=target)
+    if result.cv is not None:
+        _print_metrics(result.cv, f"{result.folds}-fold cross-validation on {settings.training_data}")
+        out.print(f"threshold for routed precision {settings.target_precision}: {result.threshold:.2f}")
+    else:
+        out.print("too few examples for cross-validation (each team needs two)")
+    if result.holdout is not None:
+        _print_metrics(result.holdout, f"held-out {holdout} (model {result.holdout_model})")
+    for path in result.files:
+        out.print(f"wrote {path}")
+
+
+@click.command()
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@click.pass_context
+@friendly
+def validate(ctx: click.Context, path: Path | None) -> None:
+    """Check a training-data directory (teams.toml and examples) or one labelled JSONL file."""
+    from model.dataset import example_files, load_examples, load_training_data
+    from model.taxonomy import load_taxonomy
+
+    settings = settings_of(ctx)
+    root = path or settings.training_data
+    if root.is_file():
+        taxonomy = load_taxonomy(settings.training_data, trackers.names())
+        examples = load_examples(example_files(root), taxonomy)
+        out.print(f"{root}: {len(examples)} valid examples")
+        return
+    data = load_training_data(root, trackers.names())
+    counts = {team: sum(1 for e in data.examples if e.team == team) for team in data.taxonomy.ids}
+    out.print(f"{root}: {len(data.taxonomy.teams)} teams, {len(data.examples)} valid examples {counts}")

@@ -1,0 +1,30 @@
+"""Persistent state in SQLite (default) or PostgreSQL; see ``store.Store``."""
+
+from service.store.database import StoreError, database_url_for
+from service.store.jobs import JobConflictError
+from service.store.records import (
+    CorrectionRecord,
+    DecisionRecord,
+    DeliveryRecord,
+    JobRecord,
+    ShadowComparison,
+    ShadowRecord,
+    WritebackRecord,
+    new_id,
+)
+from service.store.store import Store
+
+__all__ = [
+    "CorrectionRecord",
+    "DecisionRecord",
+    "DeliveryRecord",
+    "JobConflictError",
+    "JobRecord",
+    "ShadowComparison",
+    "ShadowRecord",
+    "Store",
+    "StoreError",
+    "WritebackRecord",
+    "database_url_for",
+    "new_id",
+]

@@ -1,0 +1,256 @@
+"""GitLab: issue and work item hooks with a secret token and/or a signing token, labels and notes over REST.
+
+- Events: ``Issue Hook``, ``Confidential Issue Hook`` and ``Work Item Hook`` (issues and work
+  items): ``open``, ``reopen``, and ``update`` with ``changes.title`` or ``changes.description``
+  are classified; an ``update`` adding labels may be a correction.
+- Requests: ``PUT {base}/api/v4/projects/{id}/issues/{iid}`` with ``add_labels``/``remove_labels``,
+  a comment ``POST .../issues/{iid}/notes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
+
+import msgspec
+from msgspec import Meta
+
+from service.config import PREFIX, secret
+from service.trackers.base import (
+    USER_AGENT,
+    Classify,
+    Ignore,
+    Interpreted,
+    PlannedRequest,
+    Relabel,
+    Ticket,
+    TrackerSettings,
+    decode_payload,
+)
+from service.trackers.signatures import signing_key, verify_gitlab_signature, verify_gitlab_token
+
+__all__ = ["GitLab", "GitLabIssueEvent", "GitLabSettings"]
+
+NAME = "gitlab"
+ISSUE_HOOKS = {"issue hook", "confidential issue hook", "work item hook"}
+KINDS = {"issue", "work_item"}
+
+
+@dataclass(frozen=True, slots=True)
+class GitLabSettings(TrackerSettings):
+    """``TICKET_ROUTER_GITLAB_*``: the webhook's secret and signing tokens, the API token and the instance."""
+
+    secret_variables: ClassVar[str] = f"{PREFIX}GITLAB_WEBHOOK_TOKEN or {PREFIX}GITLAB_SIGNING_TOKEN"
+
+    webhook_token: str | None = secret()
+    signing_token: str | None = secret()
+    token: str | None = secret()
+    url: str = "https://gitlab.com"
+    bot_username: str | None = None
+    signature_tolerance_seconds: int = 300
+
+    @property
+    def secured(self) -> bool:
+        """Deliveries are verified with the secret token, the signing token, or both."""
+        return bool(self.webhook_token or self.signing_token)
+
+    @property
+    def bot(self) -> str | None:
+        """Our account's username."""
+        return self.bot_username
+
+    def missing_credentials(self) -> list[str]:
+        """A personal, project or group access token with the ``api`` scope."""
+        return [] if self.token else [f"{PREFIX}GITLAB_TOKEN"]
+
+    def problems(self) -> list[str]:
+        """A signing token must decode to a key; the clock tolerance must be positive."""
+        found = []
+        if self.signing_token and signing_key(self.signing_token) is None:
+            found.append(f"{PREFIX}GITLAB_SIGNING_TOKEN must be the signing token GitLab shows (whsec_ and base64)")
+        if self.signature_tolerance_seconds < 1:
+            found.append(f"{PREFIX}GITLAB_SIGNATURE_TOLERANCE_SECONDS must be at least 1")
+        return found
+
+
+# -- payloads: only the fields we read, unknown fields ignored -----------------------------------
+
+IssueNumber = Annotated[int, Meta(ge=1)]
+
+
+class GitLabUser(msgspec.Struct):
+    """The account that caused the event."""
+
+    username: str = ""
+
+
+class GitLabLabel(msgspec.Struct):
+    """A label; GitLab names it ``title``."""
+
+    title: str
+
+
+class GitLabProject(msgspec.Struct):
+    """The project the issue or work item belongs to."""
+
+    id: Annotated[int, Meta(ge=1)]
+    path_with_namespace: str | None = None
+
+
+class GitLabAttributes(msgspec.Struct):
+    """The issue or work item; ``iid`` is its number within the project, ``type`` its work item type."""
+
+    iid: IssueNumber
+    title: str | None = None
+    description: str | None = None
+    action: str | None = None
+    confidential: bool = False
+    type: str | None = None
+    labels: list[GitLabLabel] | None = None
+    url: str | None = None
+
+
+class GitLabTextChange(msgspec.Struct):
+    """A changed text field's previous and current value."""
+
+    previous: str | None = None
+    current: str | None = None
+
+
+class GitLabLabelsChange(msgspec.Struct):
+    """The labels before and after an update."""
+
+    previous: list[GitLabLabel] = []
+    current: list[GitLabLabel] = []
+
+
+class GitLabChanges(msgspec.Struct):
+    """What an ``update`` changed (only the fields we read)."""
+
+    title: GitLabTextChange | None = None
+    description: GitLabTextChange | None = None
+    labels: GitLabLabelsChange | None = None
+
+
+class GitLabIssueEvent(msgspec.Struct):
+    """An issue or work item event; ``object_attributes.action`` says what happened."""
+
+    object_kind: str
+    object_attributes: GitLabAttributes
+    event_type: str | None = None
+    user: GitLabUser | None = None
+    project: GitLabProject | None = None
+    labels: list[GitLabLabel] | None = None
+    changes: GitLabChanges | None = None
+
+
+class _Envelope(msgspec.Struct):
+    object_kind: str = ""
+
+
+# -- the tracker ---------------------------------------------------------------------------------
+
+
+class GitLab:
+    """GitLab.com or a self-managed instance (``TICKET_ROUTER_GITLAB_URL``)."""
+
+    name: ClassVar[str] = NAME
+    display_name: ClassVar[str] = "GitLab"
+    settings_type: ClassVar[type[TrackerSettings]] = GitLabSettings
+    delivery_headers: ClassVar[tuple[str, ...]] = ("idempotency-key", "webhook-id", "x-gitlab-event-uuid")
+    route_summary: ClassVar[str] = "GitLab webhook (issue and work item events)"
+    auth_description: ClassVar[str] = "`X-Gitlab-Token` and/or the signing token's `webhook-signature`"
+
+    def __init__(self, settings: GitLabSettings) -> None:
+        self._settings = settings
+
+    @property
+    def settings(self) -> GitLabSettings:
+        """``TICKET_ROUTER_GITLAB_*``."""
+        return self._settings
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Each configured mechanism must pass: a leaked secret token alone does not forge a signature."""
+        s = self._settings
+        if s.webhook_token:
+            verify_gitlab_token(s.webhook_token, headers.get("x-gitlab-token"))
+        if s.signing_token:
+            verify_gitlab_signature(
+                s.signing_token,
+                body,
+                headers.get("webhook-id"),
+                headers.get("webhook-timestamp"),
+                headers.get("webhook-signature"),
+                s.signature_tolerance_seconds,
+            )
+
+    def interpret(self, headers: Mapping[str, str], body: bytes) -> Interpreted:
+        """Issue and work item hooks by action; group-level work items have no project to label."""
+        event = headers.get("x-gitlab-event") or ""
+        if event.casefold() not in ISSUE_HOOKS:
+            return Interpreted(event or "?", None, None, Ignore(f"{event or 'unnamed'} events are not classified"))
+        kind = decode_payload(body, _Envelope).object_kind
+        if kind not in KINDS:
+            return Interpreted(event, None, None, Ignore(f"object kind {kind!r} is not classified"))
+        payload = decode_payload(body, GitLabIssueEvent)
+        item = payload.object_attributes
+        action = item.action
+        if payload.project is None:
+            return Interpreted(
+                event, action, None, Ignore(f"group-level {item.type or 'work item'} has no project issue to label")
+            )
+        ref = f"{NAME}:{payload.project.id}#{item.iid}"
+        labels = payload.labels if payload.labels is not None else (item.labels or [])
+        ticket = Ticket(ref, item.title, item.description, tuple(label.title for label in labels))
+
+        def verdict(v: Ignore | Classify | Relabel) -> Interpreted:
+            return Interpreted(event, action, ref, v)
+
+        actor = payload.user.username if payload.user else ""
+        bot = self._settings.bot_username
+        if bot and actor.casefold() == bot.casefold():
+            return verdict(Ignore(f"caused by our own account {actor}"))
+        if action in ("open", "reopen"):
+            return verdict(Classify(ticket))
+        if action != "update":
+            return verdict(Ignore(f"action {action!r} is not classified"))
+        changes = payload.changes
+        text_changed = changes is not None and any(
+            change is not None and change.previous != change.current for change in (changes.title, changes.description)
+        )
+        if changes is not None and changes.labels is not None:
+            added = _added(changes.labels.previous, changes.labels.current)
+            if added:
+                return verdict(Relabel(ticket, added, actor, text_changed))
+        if text_changed:
+            return verdict(Classify(ticket))
+        return verdict(Ignore("the update changed neither the title nor the description"))
+
+    def _issue_url(self, ticket_ref: str) -> str:
+        project, _, iid = ticket_ref.removeprefix(f"{NAME}:").rpartition("#")
+        return f"{self._settings.url.rstrip('/')}/api/v4/projects/{project}/issues/{iid}"
+
+    def label_requests(self, ticket_ref: str, add: str | None, remove: list[str]) -> list[PlannedRequest]:
+        """One PUT that adds and removes labels together."""
+        body: dict[str, Any] = {}
+        if add:
+            body["add_labels"] = add
+        if remove:
+            body["remove_labels"] = ",".join(remove)
+        return [PlannedRequest("PUT", self._issue_url(ticket_ref), body)] if body else []
+
+    def comment_request(self, ticket_ref: str, text: str) -> PlannedRequest:
+        """A note on the issue, in Markdown."""
+        return PlannedRequest("POST", f"{self._issue_url(ticket_ref)}/notes", {"body": text})
+
+    def auth_headers(self) -> dict[str, str] | None:
+        """The access token in ``PRIVATE-TOKEN``."""
+        if not self._settings.token:
+            return None
+        return {"PRIVATE-TOKEN": self._settings.token, "User-Agent": USER_AGENT}
+
+
+def _added(previous: list[GitLabLabel], current: list[GitLabLabel]) -> tuple[str, ...]:
+    before = {label.title.casefold() for label in previous}
+    return tuple(label.title for label in current if label.title.casefold() not in before)
