@@ -1,11 +1,16 @@
-"""Fetch the texts of the public issues in ``bench/public_issues/labels.jsonl`` from the GitHub API.
+"""Fetch the texts of the benchmark sets of real tickets from the GitHub API.
 
-Only the URLs and our labels are kept in the repository; the issues' texts belong to their
-authors, so they are fetched into ``bench/public_issues/texts.jsonl`` (not committed) when
-needed. Needs network access; ``GITHUB_TOKEN`` raises the API's rate limit (60 requests an
-hour without it). Issues already fetched are skipped, so an interrupted run can be resumed.
+Only the addresses and our labels are kept in the repository; the tickets' texts belong to
+their authors, so they are fetched into each set's ``texts.jsonl`` (git-ignored) when needed:
 
-    python -m bench.fetch_public
+- ``public_issues``: the 156 chosen, clearly owned issues (``bench/public_issues/labels.jsonl``);
+- ``real_stream``: the issues and pull requests taken as they come (``bench/real_stream/items.jsonl``).
+
+Needs network access; ``GITHUB_TOKEN`` raises the API's rate limit (60 requests an hour without
+it). Tickets already fetched are skipped, so an interrupted run can be resumed. A pull request
+is fetched through the issues endpoint, which serves both.
+
+    python -m bench.fetch_public [public_issues|real_stream ...]   (both by default)
 """
 
 from __future__ import annotations
@@ -19,14 +24,17 @@ from pathlib import Path
 import httpx
 import msgspec
 
-HERE = Path(__file__).resolve().parent / "public_issues"
+BENCH = Path(__file__).resolve().parent
+HERE = BENCH / "public_issues"
 LABELS = HERE / "labels.jsonl"
 TEXTS = HERE / "texts.jsonl"
-_ISSUE_URL = re.compile(r"^https://github\.com/([^/]+)/([^/]+)/issues/(\d+)$")
+SETS = {"public_issues": (HERE / "labels.jsonl", HERE), "real_stream": (BENCH / "real_stream" / "items.jsonl", None)}
+_TICKET_URL = re.compile(r"^https://github\.com/([^/]+)/([^/]+)/(?:issues|pull)/(\d+)$")
+BODY_LIMIT = 4000
 
 
 class Label(msgspec.Struct, frozen=True):
-    """One labelled issue: where it is and which team owns it, by TAXONOMY.md."""
+    """One labelled issue: where it is and which team owns it, by docs/TAXONOMY.md."""
 
     id: str
     url: str
@@ -34,8 +42,15 @@ class Label(msgspec.Struct, frozen=True):
     rationale: str = ""
 
 
+class Address(msgspec.Struct, frozen=True):
+    """Where a ticket of a set is (the other fields of the set's file are not needed here)."""
+
+    id: str
+    url: str
+
+
 class Text(msgspec.Struct, frozen=True):
-    """An issue's title and first post, as fetched."""
+    """A ticket's title and first post, as fetched."""
 
     id: str
     title: str
@@ -43,42 +58,49 @@ class Text(msgspec.Struct, frozen=True):
 
 
 def read_labels() -> list[Label]:
+    """The public-issues sample's labels."""
     decoder = msgspec.json.Decoder(Label)
     return [decoder.decode(line) for line in LABELS.read_bytes().splitlines() if line.strip()]
 
 
-def read_texts() -> dict[str, Text]:
-    if not TEXTS.exists():
+def read_texts(path: Path = TEXTS) -> dict[str, Text]:
+    """The texts fetched so far, by ticket id."""
+    if not path.exists():
         return {}
     decoder = msgspec.json.Decoder(Text)
-    return {t.id: t for t in (decoder.decode(line) for line in TEXTS.read_bytes().splitlines() if line.strip())}
+    return {t.id: t for t in (decoder.decode(line) for line in path.read_bytes().splitlines() if line.strip())}
 
 
-def fetch(client: httpx.Client, label: Label) -> Text | None:
-    match = _ISSUE_URL.match(label.url)
+def fetch(client: httpx.Client, address: Address) -> Text | None:
+    """One ticket's title and first post; None (with a message) when it cannot be had."""
+    match = _TICKET_URL.match(address.url)
     if match is None:
-        print(f"{label.id}: not a GitHub issue URL: {label.url}", file=sys.stderr)
+        print(f"{address.id}: not a GitHub issue or pull request URL: {address.url}", file=sys.stderr)
         return None
     owner, repo, number = match.groups()
     for attempt in range(4):
         response = client.get(f"/repos/{owner}/{repo}/issues/{number}")
         if response.status_code == 200:
             issue = response.json()
-            return Text(label.id, issue.get("title") or "", (issue.get("body") or "")[:4000])
+            return Text(address.id, issue.get("title") or "", (issue.get("body") or "")[:BODY_LIMIT])
         if response.status_code in (403, 429) and response.headers.get("x-ratelimit-remaining") == "0":
             reset = int(response.headers.get("x-ratelimit-reset", time.time() + 60))
             raise SystemExit(f"GitHub API rate limit reached; set GITHUB_TOKEN or resume after {time.ctime(reset)}")
         if response.status_code >= 500:
             time.sleep(2**attempt)
             continue
-        print(f"{label.id}: {label.url} answered {response.status_code}; skipped", file=sys.stderr)
+        print(f"{address.id}: {address.url} answered {response.status_code}; skipped", file=sys.stderr)
         return None
     return None
 
 
-def main() -> None:
-    labels = read_labels()
-    have = read_texts()
+def fetch_set(name: str) -> None:
+    """Fetch every missing text of one set into its ``texts.jsonl``."""
+    listing, _ = SETS[name]
+    texts_path = listing.parent / "texts.jsonl"
+    decoder = msgspec.json.Decoder(Address)
+    addresses = [decoder.decode(line) for line in listing.read_bytes().splitlines() if line.strip()]
+    have = read_texts(texts_path)
     headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
     if token := os.environ.get("GITHUB_TOKEN"):
         headers["Authorization"] = f"Bearer {token}"
@@ -86,18 +108,27 @@ def main() -> None:
     fetched = 0
     with (
         httpx.Client(base_url="https://api.github.com", headers=headers, timeout=20) as client,
-        TEXTS.open("ab") as out,
+        texts_path.open("ab") as out,
     ):
-        for label in labels:
-            if label.id in have:
+        for address in addresses:
+            if address.id in have:
                 continue
-            text = fetch(client, label)
+            text = fetch(client, address)
             if text is not None:
                 out.write(encoder.encode(text) + b"\n")
                 out.flush()
                 fetched += 1
-    print(f"fetched {fetched}; {len(have) + fetched} of {len(labels)} issues in {TEXTS}")
+    print(f"{name}: fetched {fetched}; {len(have) + fetched} of {len(addresses)} tickets in {texts_path}")
+
+
+def main(names: list[str]) -> None:
+    """Fetch the named sets (all of them by default)."""
+    unknown = sorted(set(names) - set(SETS))
+    if unknown:
+        raise SystemExit(f"unknown set(s) {unknown}; choose from {sorted(SETS)}")
+    for name in names or list(SETS):
+        fetch_set(name)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

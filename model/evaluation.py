@@ -14,6 +14,7 @@ __all__ = [
     "Metrics",
     "TeamScores",
     "ThresholdRow",
+    "choose_team_thresholds",
     "choose_threshold",
     "compute_metrics",
     "confusion_scores",
@@ -135,6 +136,35 @@ def confusion_scores(labels: Sequence[str], confusion: NDArray[np.int64]) -> Con
         macro_f1=float(np.mean(f1s)) if f1s else 0.0,
         per_team=per_team,
     )
+
+
+# A team decided fewer times than this out of fold keeps the global threshold: too few to measure.
+MIN_DECISIONS_FOR_TEAM_THRESHOLD = 30
+
+
+def choose_team_thresholds(
+    labels: Sequence[str],
+    y_true: NDArray[np.int64],
+    proba: NDArray[np.float64],
+    target_precision: float,
+    fallback: float,
+) -> dict[str, float]:
+    """Per team: the lowest threshold at which the tickets routed to it meet the precision target.
+
+    A team's routed precision is measured on the tickets the model gives to that team, so a team
+    that is easy to recognise routes more and a team often confused with another routes less.
+    """
+    predicted = proba.argmax(axis=1)
+    confidence = proba.max(axis=1)
+    chosen: dict[str, float] = {}
+    for index, label in enumerate(labels):
+        mine = predicted == index
+        if int(mine.sum()) < MIN_DECISIONS_FOR_TEAM_THRESHOLD:
+            chosen[label] = fallback
+            continue
+        rows = threshold_table(confidence[mine], (y_true[mine] == index), THRESHOLDS)
+        chosen[label] = choose_threshold(rows, target_precision)
+    return chosen
 
 
 def compute_metrics(labels: Sequence[str], y_true: NDArray[np.int64], proba: NDArray[np.float64]) -> Metrics:

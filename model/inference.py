@@ -1,5 +1,9 @@
 """Inference: the fitted pipeline's arithmetic, without scikit-learn's per-call overhead.
 
+A decision abstains when its confidence is under its team's threshold, and always when the
+ticket has no evidence at all (not one of its words or word pairs is in the vocabulary: an
+empty template, ``???``, a lone character), whatever the scores say.
+
 ``Classifier.decide`` reproduces ``pipeline.predict_proba`` for one ticket (same tokens,
 vocabulary, idf, coefficients and softmax) in a fraction of its time; ``decide_many`` counts a
 whole batch's features in numpy and beats ``predict_proba`` on the same batch. Tests hold both
@@ -11,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise, repeat
 
 import numpy as np
@@ -144,6 +148,7 @@ class Classifier:
         "_weights",
         "max_chars",
         "pipeline",
+        "team_thresholds",
         "teams",
         "threshold",
         "version",
@@ -156,10 +161,14 @@ class Classifier:
         threshold: float,
         version: str,
         max_chars: int = 20_000,
+        team_thresholds: Mapping[str, float] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.teams = tuple(teams)
         self.threshold = threshold
+        # Per team, in taxonomy order; a team without its own uses ``threshold``.
+        chosen = team_thresholds or {}
+        self.team_thresholds: tuple[float, ...] = tuple(chosen.get(team, threshold) for team in self.teams)
         self.version = version
         self.max_chars = max_chars
         tfidf = pipeline.named_steps["tfidf"]
@@ -257,7 +266,7 @@ class Classifier:
         return Decision(
             team=self.teams[top],
             confidence=confidence,
-            abstained=confidence < self.threshold,
+            abstained=indices.size == 0 or confidence < self.team_thresholds[top],
             scores=dict(zip(self.teams, scores, strict=True)),
             explanation=self._explain(indices, values, top),
             model_version=self.version,
@@ -307,17 +316,18 @@ class Classifier:
             )
         ]
         ends = np.cumsum(np.minimum(counts, EXPLAIN_TERMS)).tolist()
-        teams, threshold, version = self.teams, self.threshold, self.version
+        teams, thresholds, version = self.teams, self.team_thresholds, self.version
+        evidence = (np.diff(batch.indptr) > 0).tolist()
         decisions = []
         first = 0
-        for scores, best, last, (item_id, _, _), (_, truncated) in zip(
-            proba.tolist(), top.tolist(), ends, items, prepared, strict=True
+        for scores, best, last, (item_id, _, _), (_, truncated), known in zip(
+            proba.tolist(), top.tolist(), ends, items, prepared, evidence, strict=True
         ):
             decisions.append(
                 Decision(
                     team=teams[best],
                     confidence=scores[best],
-                    abstained=scores[best] < threshold,
+                    abstained=not known or scores[best] < thresholds[best],
                     scores=dict(zip(teams, scores, strict=True)),
                     explanation=terms[first:last],
                     model_version=version,

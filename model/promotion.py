@@ -17,13 +17,12 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 from scipy.special import softmax
-from sklearn.model_selection import StratifiedKFold
 
 from model.dataset import LabelledTicket
 from model.evaluation import compute_metrics
 from model.taxonomy import Taxonomy
 from model.text import fingerprint
-from model.training import TrainingParams, decision_logits, fit_pipeline, fit_temperature
+from model.training import TrainingParams, decision_logits, fit_pipeline, fit_temperature, fold_indices
 
 __all__ = ["MIN_TICKETS_FOR_ECE", "ActiveRecipe", "GateResult", "example_key", "judge"]
 
@@ -77,10 +76,9 @@ def judge(
     y = np.asarray([teams.index(t.team) for t in eligible], dtype=np.int64)
     ours = np.zeros((len(eligible), len(teams)))
     theirs = np.full((len(eligible), len(teams)), -1e9)
-    splitter = StratifiedKFold(n_splits=min(candidate.folds, min(sizes)), shuffle=True, random_state=candidate.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        for train_idx, test_idx in splitter.split(np.zeros(len(eligible)), y):
+        for train_idx, test_idx in fold_indices(eligible, y, candidate, min(candidate.folds, min(sizes))):
             train_set = [eligible[i] for i in train_idx] + always
             texts = [eligible[i].text for i in test_idx]
             ours[test_idx] = decision_logits(fit_pipeline(taxonomy, train_set, candidate), texts, len(teams))

@@ -79,6 +79,8 @@ class Manifest(msgspec.Struct, frozen=True):
     gate: GateResult | None = None
     gate_against: str | None = None
     example_keys: list[str] = []
+    # Per-team abstain thresholds (a team missing here uses ``threshold``).
+    team_thresholds: dict[str, float] = {}
 
 
 class Activation(msgspec.Struct, frozen=True):
@@ -101,10 +103,11 @@ class LoadedModel(msgspec.Struct, frozen=True):
     pipeline: Pipeline
 
     def classifier(self, max_chars: int = 20_000, threshold: float | None = None) -> Classifier:
-        """The fast decision function of this version (``threshold`` overrides the stored one)."""
+        """The fast decision function of this version (``threshold`` overrides the stored ones, every team's)."""
         m = self.manifest
-        chosen = m.threshold if threshold is None else threshold
-        return Classifier(self.pipeline, m.teams, chosen, m.version, max_chars=max_chars)
+        if threshold is not None:
+            return Classifier(self.pipeline, m.teams, threshold, m.version, max_chars=max_chars)
+        return Classifier(self.pipeline, m.teams, m.threshold, m.version, max_chars, m.team_thresholds)
 
 
 class Pointers(Protocol):
@@ -254,6 +257,7 @@ class Registry:
                 gate=gate,
                 gate_against=gate_against,
                 example_keys=sorted(example_keys),
+                team_thresholds=dict(model.team_thresholds),
             )
             (staging / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
             os.rename(staging, self.root / version)

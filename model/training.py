@@ -14,12 +14,12 @@ from msgspec import Meta
 from numpy.typing import NDArray
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from model.dataset import LabelledTicket, dataset_sha256
 from model.errors import TrainingDataError
-from model.evaluation import Metrics, choose_threshold, compute_metrics
+from model.evaluation import Metrics, choose_team_thresholds, choose_threshold, compute_metrics
 from model.pipeline import PipelineParams, build_pipeline
 from model.taxonomy import Taxonomy
 
@@ -30,8 +30,9 @@ __all__ = [
     "TrainingReport",
     "cross_validate",
     "decision_logits",
-    "fit_temperature",
     "fit_pipeline",
+    "fit_temperature",
+    "fold_indices",
     "prior_documents",
     "train",
 ]
@@ -46,6 +47,13 @@ class TrainingParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     target_precision: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.9
     default_threshold: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.5
     seed: int = 0
+    # The share of an example's weight that goes to its ``alt`` team (0 ignores alt).
+    alt_weight: Annotated[float, Meta(ge=0.0, le=0.5)] = 0.3
+    # Cross-validation keeps each source file's examples in one fold, so every test part was
+    # written by authors the fold's model never read: a fairer stand-in for other people's tickets.
+    group_folds: bool = True
+    # Each team gets its own abstain threshold for the precision target (else one for all).
+    team_thresholds: bool = True
 
 
 class TrainingReport(msgspec.Struct, frozen=True):
@@ -62,12 +70,13 @@ class TrainingReport(msgspec.Struct, frozen=True):
     threshold_source: str
     cv: Metrics | None
     seconds: float
+    team_thresholds: dict[str, float] = {}
 
 
 class TrainedModel:
     """A fitted, calibrated pipeline with the taxonomy order of its outputs and its threshold."""
 
-    __slots__ = ("params", "pipeline", "report", "teams", "threshold")
+    __slots__ = ("params", "pipeline", "report", "team_thresholds", "teams", "threshold")
 
     def __init__(
         self,
@@ -80,6 +89,7 @@ class TrainedModel:
         self.pipeline = pipeline
         self.teams = teams
         self.threshold = threshold
+        self.team_thresholds = report.team_thresholds
         self.params = params
         self.report = report
 
@@ -134,9 +144,16 @@ def fit_pipeline(
             labels.append(index)
             weights.append(params.prior_weight)
     for ticket in examples:
+        alt = index_of.get(ticket.alt) if ticket.alt is not None and params.alt_weight > 0 else None
+        share = params.alt_weight if alt is not None else 0.0
         texts.append(ticket.text)
         labels.append(index_of[ticket.team])
-        weights.append(ticket.weight)
+        weights.append(ticket.weight * (1.0 - share))
+        if alt is not None:
+            # The ticket honestly fits two teams: it teaches both, so neither is learnt as certain.
+            texts.append(ticket.text)
+            labels.append(alt)
+            weights.append(ticket.weight * share)
     if len(set(labels)) < 2:
         raise TrainingDataError("training needs evidence for at least two teams")
     pipeline = build_pipeline(params.pipeline, _vocabulary(taxonomy, examples, params))
@@ -184,6 +201,29 @@ def fit_temperature(logits: NDArray[np.float64], y: NDArray[np.int64]) -> float:
     return float(np.exp(result.x))
 
 
+def _group_of(ticket: LabelledTicket, position: int) -> str:
+    """The fold group of an example: its source file (one author's round), else the example itself."""
+    path, _, _ = ticket.origin.rpartition(":")
+    return path or f"#{position}"
+
+
+def fold_indices(
+    eligible: Sequence[LabelledTicket], y: NDArray[np.int64], params: TrainingParams, folds: int
+) -> list[tuple[NDArray[np.intp], NDArray[np.intp]]]:
+    """The (train, test) index pairs of cross-validation, the same for training and the promotion gate.
+
+    With ``group_folds`` and at least as many source files as folds, a file's examples stay in
+    one fold; otherwise the folds are stratified by team only.
+    """
+    groups = [_group_of(t, i) for i, t in enumerate(eligible)]
+    placeholder = np.zeros(len(eligible))
+    if params.group_folds and len(set(groups)) >= folds:
+        grouped = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=params.seed)
+        return list(grouped.split(placeholder, y, groups))
+    plain = StratifiedKFold(n_splits=folds, shuffle=True, random_state=params.seed)
+    return list(plain.split(placeholder, y))
+
+
 class _CrossValidation(msgspec.Struct):
     y: NDArray[np.int64]
     logits: NDArray[np.float64]
@@ -203,8 +243,7 @@ def _out_of_fold(
     folds = min(params.folds, min(eligible_counts))
     y = np.asarray([index_of[t.team] for t in eligible], dtype=np.int64)
     logits = np.zeros((len(eligible), len(taxonomy.ids)))
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=params.seed)
-    for train_idx, test_idx in splitter.split(np.zeros(len(eligible)), y):
+    for train_idx, test_idx in fold_indices(eligible, y, params, folds):
         train_set = [eligible[i] for i in train_idx] + always
         pipeline = fit_pipeline(taxonomy, train_set, params)
         logits[test_idx] = decision_logits(pipeline, [eligible[i].text for i in test_idx], len(taxonomy.ids))
@@ -217,6 +256,8 @@ class CrossValidation(msgspec.Struct, frozen=True):
     metrics: Metrics
     temperature: float
     folds: int
+    proba: NDArray[np.float64]
+    y: NDArray[np.int64]
 
 
 def cross_validate(
@@ -233,7 +274,7 @@ def cross_validate(
         return None
     temperature = fit_temperature(cv.logits, cv.y)
     proba = softmax(cv.logits / temperature, axis=1)
-    return CrossValidation(compute_metrics(taxonomy.ids, cv.y, proba), temperature, cv.folds)
+    return CrossValidation(compute_metrics(taxonomy.ids, cv.y, proba), temperature, cv.folds, proba, cv.y)
 
 
 def train(
@@ -261,6 +302,7 @@ def train(
         cv_result = cross_validate(taxonomy, examples, params)
         pipeline = fit_pipeline(taxonomy, examples, params)
 
+    team_thresholds: dict[str, float] = {}
     if cv_result is None:
         metrics, temperature, folds = None, 1.0, 0
         threshold, source = params.default_threshold, "default (too few examples to measure)"
@@ -268,6 +310,11 @@ def train(
         metrics, temperature, folds = cv_result.metrics, cv_result.temperature, cv_result.folds
         threshold = choose_threshold(metrics.thresholds, params.target_precision)
         source = f"cross-validation, routed precision target {params.target_precision}"
+        if params.team_thresholds:
+            team_thresholds = choose_team_thresholds(
+                taxonomy.ids, cv_result.y, cv_result.proba, params.target_precision, threshold
+            )
+            source += ", per team"
 
     # Fold the temperature into the classifier, so predict_proba itself is calibrated.
     clf = pipeline.named_steps["clf"]
@@ -285,6 +332,7 @@ def train(
         temperature=temperature,
         threshold=threshold,
         threshold_source=source,
+        team_thresholds=team_thresholds,
         cv=metrics,
         seconds=time.perf_counter() - started,
     )

@@ -64,7 +64,12 @@ def run_evaluation(
         else:
             trained = train(data.taxonomy, data.examples, params)
             classifier = Classifier(
-                trained.pipeline, trained.teams, trained.threshold, "fresh", settings.max_text_chars
+                trained.pipeline,
+                trained.teams,
+                trained.threshold,
+                "fresh",
+                settings.max_text_chars,
+                trained.team_thresholds,
             )
             label = "fresh model trained on all examples"
         # The file may name teams the model does not know; those are validated against no taxonomy.

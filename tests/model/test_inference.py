@@ -61,7 +61,7 @@ def test_decision_object(classifier: Classifier) -> None:
     assert set(decision.scores) == set(TAXONOMY.ids)
     assert sum(decision.scores.values()) == pytest.approx(1.0)
     assert decision.confidence == max(decision.scores.values()) == decision.scores["SRE"]
-    assert decision.abstained is (decision.confidence < classifier.threshold)
+    assert decision.abstained is (decision.confidence < classifier.team_thresholds[TAXONOMY.ids.index("SRE")])
     assert decision.model_version == "test-version"
     assert decision.explanation, "the decision names the terms that pushed it"
     text = "pods oomkilled in production memory limit too low alert firing"
@@ -99,3 +99,23 @@ def test_two_team_taxonomy() -> None:
     assert (
         np.abs(classifier.proba(compose("The nightly ETL job into the warehouse failed", "")) - expected).max() < 1e-12
     )
+
+
+@pytest.mark.parametrize("text", ["???", "k", "", "— … —", "zzqx wqpv"])
+def test_a_ticket_without_evidence_always_abstains(text: str) -> None:
+    model = train(TAXONOMY, MINI)
+    lenient = Classifier(model.pipeline, model.teams, 0.0, "v")  # a threshold that routes everything
+    assert lenient.decide(text, "").abstained
+    assert lenient.decide_many([(None, text, "")])[0].abstained
+    assert not lenient.decide("Pods OOMKilled in production", "").abstained
+
+
+def test_team_thresholds_decide_each_team_separately() -> None:
+    model = train(TAXONOMY, MINI)
+    strict_sre = {team: (1.0 if team == "SRE" else 0.0) for team in TAXONOMY.ids}
+    classifier = Classifier(model.pipeline, model.teams, 0.5, "v", team_thresholds=strict_sre)
+    sre = classifier.decide("Pods OOMKilled in production", "memory limit too low, alert firing")
+    dev = classifier.decide("The checkout button does nothing", "the order total is wrong on the cart page")
+    assert (sre.team, sre.abstained) == ("SRE", True)
+    assert (dev.team, dev.abstained) == ("Development", False)
+    assert [d.abstained for d in classifier.decide_many([(None, "Pods OOMKilled in production", "")])] == [True]
