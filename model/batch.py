@@ -3,7 +3,7 @@
 ``label_rows`` decides chunks in this process or in worker processes (with a bounded number of
 chunks in flight, so memory stays flat) and keeps input order. Rows come from anywhere (the
 service's backlog readers, a bench script): anything with an ``id``, a ``title``, a ``body``
-and an ``error`` (a row that could not be read is passed through undecided).
+an ``error`` (a row that could not be read is passed through undecided) and a ``repository``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from model.decision import Decision
-from model.inference import Classifier
+from model.inference import Classifier, TicketInput
 
 __all__ = ["BatchRow", "Labelled", "StoredClassifier", "label_rows"]
 
@@ -39,6 +39,10 @@ class BatchRow(Protocol):
     def error(self) -> str | None:
         """Why the row could not be read; such a row is not decided."""
 
+    @property
+    def repository(self) -> str | None:
+        """Where the ticket was filed, when known (read as evidence)."""
+
 
 R = TypeVar("R", bound=BatchRow)
 
@@ -61,7 +65,7 @@ def _start_worker(factory: Callable[[], Classifier]) -> None:
     _worker = factory()
 
 
-def _decide_in_worker(tickets: list[tuple[str | None, str | None, str | None]]) -> list[Decision]:
+def _decide_in_worker(tickets: list[TicketInput]) -> list[Decision]:
     assert _worker is not None
     return _worker.decide_many(tickets)
 
@@ -81,8 +85,8 @@ def _pair(chunk: list[R], decisions: Iterator[Decision]) -> list[Labelled[R]]:
     return [Labelled(row, None if row.error else next(decisions)) for row in chunk]
 
 
-def _tickets(chunk: list[R]) -> list[tuple[str | None, str | None, str | None]]:
-    return [(row.id, row.title, row.body) for row in chunk if row.error is None]
+def _tickets(chunk: list[R]) -> list[TicketInput]:
+    return [(row.id, row.title, row.body, row.repository) for row in chunk if row.error is None]
 
 
 def label_rows(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
+from msgspec import Meta
 
 from model.errors import DatasetError, Problem
 from model.taxonomy import Taxonomy, load_taxonomy
@@ -34,6 +36,7 @@ class _ExampleRow(msgspec.Struct, forbid_unknown_fields=True):
     id: str | int | None = None
     source: str | None = None
     alt: str | None = None
+    repository: Annotated[str, Meta(min_length=1, max_length=300)] | None = None
 
 
 class LabelledTicket(msgspec.Struct, frozen=True):
@@ -51,11 +54,12 @@ class LabelledTicket(msgspec.Struct, frozen=True):
     source: str | None = None
     origin: str = ""
     weight: float = 1.0
+    repository: str | None = None
 
     @property
     def text(self) -> str:
-        """Title and body as the model reads them."""
-        return compose(self.title, self.body)
+        """Title, body and (when known) repository, as the model reads them."""
+        return compose(self.title, self.body, self.repository)
 
 
 Dataset = list[LabelledTicket]
@@ -121,6 +125,7 @@ def parse_example_lines(
                 id=None if row.id is None else str(row.id),
                 source=row.source,
                 origin=f"{source}:{number}",
+                repository=row.repository,
             ),
         )
 
@@ -180,5 +185,8 @@ def dataset_sha256(taxonomy: Taxonomy, examples: Sequence[LabelledTicket]) -> st
     digest = hashlib.sha256()
     digest.update(msgspec.json.encode(taxonomy.to_toml_dict()))
     for ticket in examples:
-        digest.update(msgspec.json.encode([ticket.title, ticket.body, ticket.team, ticket.weight]))
+        row: list[object] = [ticket.title, ticket.body, ticket.team, ticket.weight]
+        if ticket.alt is not None or ticket.repository is not None:
+            row += [ticket.alt, ticket.repository]
+        digest.update(msgspec.json.encode(row))
     return digest.hexdigest()

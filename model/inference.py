@@ -28,7 +28,10 @@ from model.decision import Decision, Term
 from model.pipeline import TOKEN_PATTERN
 from model.text import compose
 
-__all__ = ["Classifier"]
+__all__ = ["Classifier", "TicketInput"]
+
+# (id, title, body) or (id, title, body, repository): what decide_many takes for each ticket.
+TicketInput = tuple[str | None, str | None, str | None] | tuple[str | None, str | None, str | None, str | None]
 
 EXPLAIN_TERMS = 5
 _NO_INDICES: NDArray[np.intp] = np.zeros(0, dtype=np.intp)
@@ -274,25 +277,31 @@ class Classifier:
             truncated=truncated,
         )
 
-    def _prepare(self, title: str | None, body: str | None) -> tuple[str, bool]:
-        text = compose(title, body)
+    def _prepare(self, title: str | None, body: str | None, repository: str | None = None) -> tuple[str, bool]:
+        text = compose(title, body, repository)
         if len(text) > self.max_chars:
             return text[: self.max_chars], True
         return text, False
 
     # -- public surface -------------------------------------------------------------------
 
-    def decide(self, title: str | None, body: str | None = None, item_id: str | None = None) -> Decision:
-        """Classify one ticket."""
-        text, truncated = self._prepare(title, body)
+    def decide(
+        self,
+        title: str | None,
+        body: str | None = None,
+        item_id: str | None = None,
+        repository: str | None = None,
+    ) -> Decision:
+        """Classify one ticket; ``repository``, when known, is read as evidence too."""
+        text, truncated = self._prepare(title, body, repository)
         indices, values = self._features(text)
         return self._decision(self._proba(indices, values), indices, values, item_id, truncated)
 
-    def decide_many(self, items: Sequence[tuple[str | None, str | None, str | None]]) -> list[Decision]:
-        """Classify ``(id, title, body)`` items in one vectorised pass; results keep input order."""
+    def decide_many(self, items: Sequence[TicketInput]) -> list[Decision]:
+        """Classify ``(id, title, body)`` or ``(id, title, body, repository)`` items in one pass, in order."""
         if not items:
             return []
-        prepared = [self._prepare(title, body) for _, title, body in items]
+        prepared = [self._prepare(*item[1:]) for item in items]
         batch = self._batch([text for text, _ in prepared])
         proba = self._softmax_rows(np.asarray(batch.matrix() @ self._weights) + self._intercept)
         top = proba.argmax(axis=1)
@@ -320,9 +329,10 @@ class Classifier:
         evidence = (np.diff(batch.indptr) > 0).tolist()
         decisions = []
         first = 0
-        for scores, best, last, (item_id, _, _), (_, truncated), known in zip(
+        for scores, best, last, item, (_, truncated), known in zip(
             proba.tolist(), top.tolist(), ends, items, prepared, evidence, strict=True
         ):
+            item_id = item[0]
             decisions.append(
                 Decision(
                     team=teams[best],

@@ -12,7 +12,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from model.text import normalise
+from model.text import normalise_versions
 
 __all__ = ["PipelineParams", "build_pipeline"]
 
@@ -138,7 +138,7 @@ def build_pipeline(params: PipelineParams, vocabulary: Sequence[str] | None = No
     """
     vectorizer = TfidfVectorizer(
         vocabulary={term: i for i, term in enumerate(vocabulary)} if vocabulary is not None else None,
-        preprocessor=normalise,
+        preprocessor=normalise_versions,
         token_pattern=TOKEN_PATTERN,
         ngram_range=(1, params.ngram_max),
         min_df=1 if vocabulary is not None else params.min_df,

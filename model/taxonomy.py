@@ -27,6 +27,9 @@ class Team(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     description: Sentence
     responsibilities: list[Sentence] = []
     terms: list[Annotated[str, Meta(min_length=1, max_length=200)]] = []
+    # Names of tools and software whose tickets are this team's work when the organisation runs
+    # them (a monitoring system, a deploy tool, a cluster add-on): each is evidence of its own.
+    tools: list[Annotated[str, Meta(min_length=1, max_length=200)]] = []
     labels: dict[TrackerName, Annotated[str, Meta(min_length=1, max_length=255)]] = {}
 
     def label_for(self, tracker: str) -> str:
@@ -151,10 +154,10 @@ def diff_taxonomies(old: Taxonomy, new: Taxonomy) -> TaxonomyChange:
         renamed={
             team_id: new_by_id[team_id].name for team_id in kept if new_by_id[team_id].name != old_by_id[team_id].name
         },
-        redescribed=[
-            team_id
-            for team_id in kept
-            if (new_by_id[team_id].description, new_by_id[team_id].responsibilities, new_by_id[team_id].terms)
-            != (old_by_id[team_id].description, old_by_id[team_id].responsibilities, old_by_id[team_id].terms)
-        ],
+        redescribed=[team_id for team_id in kept if _wording(new_by_id[team_id]) != _wording(old_by_id[team_id])],
     )
+
+
+def _wording(team: Team) -> tuple[object, ...]:
+    """What training reads of a team besides its id and labels."""
+    return (team.description, team.responsibilities, team.terms, team.tools)

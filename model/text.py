@@ -5,20 +5,29 @@ from __future__ import annotations
 import hashlib
 import re
 
-__all__ = ["compose", "fingerprint", "normalise", "text_sha256"]
+__all__ = ["VERSION_TOKEN", "compose", "fingerprint", "normalise", "normalise_versions", "text_sha256"]
 
 # A lower-case letter or digit followed by a capital: the seam of a camelCase identifier.
 _CAMEL = re.compile(r"[a-z0-9][A-Z]")
 _SPACES = re.compile(r"\s+")
+# A release or version number: v1.2, 0.27, 1.23.13-k3s1, 2.6.5+build.7 (two parts or more).
+_VERSION = re.compile(r"(?<![\w.])v?\d+(?:\.\d+)+(?:[-+][0-9A-Za-z][0-9A-Za-z.-]*)?(?![\w.])", re.IGNORECASE)
+VERSION_TOKEN = "semver"  # noqa: S105 - a word, not a secret
 
 
-def compose(title: str | None, body: str | None) -> str:
-    """Join a ticket's title and body; the title is repeated because it is the densest evidence."""
+def compose(title: str | None, body: str | None, repository: str | None = None) -> str:
+    """Join a ticket's title and body; the title is repeated because it is the densest evidence.
+
+    ``repository`` (``owner/name`` or a project path), when known, is read as more evidence:
+    the same "Update README.md" means other work in a Helm chart than in a web shop.
+    """
     title = (title or "").strip()
     body = (body or "").strip()
-    if title and body:
-        return f"{title}\n{title}\n{body}"
-    return title or body
+    text = f"{title}\n{title}\n{body}" if title and body else title or body
+    place = (repository or "").strip()
+    if place and text:
+        return f"{text}\n\n{place}"
+    return text
 
 
 def normalise(text: str) -> str:
@@ -29,6 +38,15 @@ def normalise(text: str) -> str:
     (runs of capitals stay together: ``OOMKilled`` becomes ``oomkilled``).
     """
     return _CAMEL.sub(_split_pair, text.replace("_", " ").replace("\\", " ")).lower()
+
+
+def normalise_versions(text: str) -> str:
+    """``normalise`` with every version number read as one word, ``semver``.
+
+    "Prepare v0.5.1", "Update to 1.23.13-k3s1" and "Bump x from 4.17.20 to 4.17.21" then share
+    the evidence that a release or an upgrade is meant, whatever the numbers.
+    """
+    return normalise(_VERSION.sub(f" {VERSION_TOKEN} ", text))
 
 
 def _split_pair(match: re.Match[str]) -> str:

@@ -97,8 +97,9 @@ class TrainedModel:
 def prior_documents(taxonomy: Taxonomy) -> list[tuple[str, int]]:
     """Training documents written from the taxonomy itself: (text, team index).
 
-    Each team contributes its description, each responsibility and its terms, so a model
-    can be trained before a single example exists (cold start).
+    Each team contributes its description, each responsibility, its terms, and each of its tools
+    as a document of its own (a tool's name alone is strong evidence), so a model can be
+    trained before a single example exists (cold start).
     """
     docs: list[tuple[str, int]] = []
     for index, team in enumerate(taxonomy.teams):
@@ -106,6 +107,7 @@ def prior_documents(taxonomy: Taxonomy) -> list[tuple[str, int]]:
         docs.extend((sentence, index) for sentence in team.responsibilities)
         if team.terms:
             docs.append((". ".join(team.terms), index))
+        docs.extend((tool, index) for tool in team.tools)
     return docs
 
 

@@ -52,6 +52,7 @@ class Row(msgspec.Struct, frozen=True):
     team: str | None = None
     labels: tuple[str, ...] = ()
     error: str | None = None
+    repository: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,13 @@ class Columns:
     text: str | None = None
     team: str | None = None
     labels: str | None = None
+    repository: str | None = None
+    # The repository of every row that has none of its own (``label --repository``).
+    default_repository: str | None = None
 
+
+# Where each format keeps the repository or project a ticket was filed in, if it does.
+_REPOSITORY: dict[InputFormat, str] = {"jsonl": "repository", "csv": "repository", "jira-csv": "Project key"}
 
 # The usual column names of each format (id, title, body, labels).
 _DEFAULTS: dict[InputFormat, tuple[str, str, str, str]] = {
@@ -141,7 +148,9 @@ def _row(number: int, record: dict[str, Any], fmt: InputFormat, columns: Columns
             title = _text(record.get("text"))
     if not ((title or "").strip() or (body or "").strip()):
         return Row(number, ident, title, body, team, labels, "empty text: no title, body or text")
-    return Row(number, ident, title, body, team, labels)
+    place = columns.repository or _REPOSITORY.get(fmt)
+    repository = (_text(record.get(place)) if place else None) or columns.default_repository
+    return Row(number, ident, title, body, team, labels, repository=repository or None)
 
 
 _object = msgspec.json.Decoder(dict[str, Any])

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from model.decision import Decision
-from model.inference import Classifier
+from model.inference import Classifier, TicketInput
 from model.text import compose, text_sha256
 from service.metrics import count_decisions
 from service.serving import ModelHolder
@@ -29,8 +29,8 @@ __all__ = ["DecisionWorker", "Recorded", "Ticket", "record_of"]
 
 log = logging.getLogger("ticket_router.decisions")
 
-# (item id, title, body)
-Ticket = tuple[str | None, str | None, str | None]
+# (item id, title, body) or (item id, title, body, repository)
+Ticket = TicketInput
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +133,8 @@ class DecisionWorker:
         position = 0
         for job in jobs:
             refs = job.refs or [None] * len(job.tickets)
-            for (_, title, body), ref in zip(job.tickets, refs, strict=True):
+            for ticket, ref in zip(job.tickets, refs, strict=True):
+                title, body = ticket[1], ticket[2]
                 decision = decisions[position]
                 position += 1
                 record = record_of(decision, job.source, compose(title, body), ref, now)

@@ -45,7 +45,7 @@ class LabelJob:
     output_path: Path | None
     input_format: str | None
     output_format: str | None
-    columns: tuple[str | None, str | None, str | None, str | None, str | None, str | None]
+    columns: Columns
     jobs: int = 1
     chunk_size: int = 2000
     only_abstained: bool = False
@@ -97,8 +97,7 @@ def run_label_job(settings: Settings, job: LabelJob, console: Console) -> Summar
         manifest = registry.load_active().manifest
     taxonomy = manifest.taxonomy
     factory = StoredClassifier(registry.root, manifest.version, settings.max_text_chars, settings.abstain_threshold)
-    id_col, title_col, body_col, text_col, team_col, labels_col = job.columns
-    columns = Columns(id=id_col, title=title_col, body=body_col, text=text_col, team=team_col, labels=labels_col)
+    columns = job.columns
     output_format = job.output_format or (
         "csv" if job.output_path is not None and job.output_path.suffix.lower() == ".csv" else "jsonl"
     )

@@ -29,6 +29,7 @@ __all__ = [
     "ShadowReport",
     "TeamOut",
     "TeamsResponse",
+    "TicketContext",
     "TrainRequest",
 ]
 
@@ -54,11 +55,27 @@ class _Ticket(msgspec.Struct, forbid_unknown_fields=True):
         return self.title, self.body
 
 
+class TicketContext(msgspec.Struct, forbid_unknown_fields=True):
+    """Where a ticket comes from, when the caller knows: read as evidence, and by routing rules."""
+
+    tracker: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
+    repository: Annotated[str, Meta(min_length=1, max_length=300)] | None = None
+    author: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    labels: Annotated[list[Annotated[str, Meta(min_length=1, max_length=255)]], Meta(max_length=100)] = []
+
+
 class ClassifyRequest(_Ticket, forbid_unknown_fields=True):
-    """One ticket: ``title`` and ``body``, or ``text`` standing for both."""
+    """One ticket: ``title`` and ``body``, or ``text`` standing for both, and optionally its ``context``."""
+
+    context: TicketContext | None = None
+
+    @property
+    def repository(self) -> str | None:
+        """The repository the ticket was filed in, if the caller said."""
+        return self.context.repository if self.context is not None else None
 
 
-class BatchItem(_Ticket, forbid_unknown_fields=True):
+class BatchItem(ClassifyRequest, forbid_unknown_fields=True):
     """One ticket of a batch, with an optional id echoed in its decision."""
 
     id: ItemId | None = None

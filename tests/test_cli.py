@@ -275,6 +275,7 @@ def test_label_unreadable_input_writes_nothing(env: dict[str, str], tmp_path: Pa
 def test_label_progress_bar_on_a_terminal_and_summary_table(env: dict[str, str], tmp_path: Path) -> None:
     from rich.console import Console
 
+    from service.backlog import Columns
     from service.labelling import LabelJob, run_label_job
     from service.settings import Settings
 
@@ -286,7 +287,7 @@ def test_label_progress_bar_on_a_terminal_and_summary_table(env: dict[str, str],
         output_path=tmp_path / "out.jsonl",
         input_format=None,
         output_format=None,
-        columns=(None, None, None, None, "team", None),
+        columns=Columns(team="team"),
         progress=True,
     )
     terminal = Console(file=io.StringIO(), force_terminal=True, width=160)

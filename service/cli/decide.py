@@ -87,6 +87,12 @@ EXIT_ROWS_FAILED = 3
 @click.option("--text-column", help="Column holding title and body together.")
 @click.option("--team-column", help="Column holding a known team (for --compare) [default: team].")
 @click.option("--labels-column", help="Column holding tracker labels (for --compare).")
+@click.option(
+    "--repository-column",
+    help="Column holding the repository or project each ticket was filed in, read as evidence"
+    " [default: repository; Jira: Project key].",
+)
+@click.option("--repository", "default_repository", help="The repository of every ticket that names none.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 @click.option(
     "--chunk-size",
@@ -116,6 +122,8 @@ def label(
     text_column: str | None,
     team_column: str | None,
     labels_column: str | None,
+    repository_column: str | None,
+    default_repository: str | None,
     jobs: int,
     chunk_size: int,
     only_abstained: bool,
@@ -131,6 +139,7 @@ def label(
     written with an `error` and counted; the exit code is 3 when any row failed. The output
     file appears only when the run completes. Offline labelling does not write the audit trail.
     """
+    from service.backlog import Columns
     from service.labelling import LabelJob, run_label_job
 
     job = LabelJob(
@@ -138,7 +147,16 @@ def label(
         output_path=None if str(output_path) == "-" else output_path,
         input_format=input_format,
         output_format=output_format,
-        columns=(id_column, title_column, body_column, text_column, team_column, labels_column),
+        columns=Columns(
+            id=id_column,
+            title=title_column,
+            body=body_column,
+            text=text_column,
+            team=team_column,
+            labels=labels_column,
+            repository=repository_column,
+            default_repository=default_repository,
+        ),
         jobs=jobs,
         chunk_size=chunk_size,
         only_abstained=only_abstained,

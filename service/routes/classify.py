@@ -70,7 +70,7 @@ async def classify(
     runtime: Runtime,
 ) -> Response[bytes]:
     """Classify one ticket."""
-    [recorded] = await runtime.decisions.decide([(None, *data.parts)], "api")
+    [recorded] = await runtime.decisions.decide([(None, *data.parts, data.repository)], "api")
     # Encoded here with msgspec: the decision is a plain Struct, no hooks needed.
     return Response(
         _encoder.encode(recorded.decision),
@@ -166,7 +166,7 @@ async def classify_batch(request: Request[Any, Any, Any], runtime: Runtime) -> R
         raise UnsupportedMediaError(f"send application/json or {NDJSON}, not {media!r}")
     body = await _read_limited(request, runtime.settings.max_body_bytes)
     batch = decode_batch(body, runtime.settings.batch_limit)
-    items = [(None if item.id is None else str(item.id), *item.parts) for item in batch.items]
+    items = [(None if item.id is None else str(item.id), *item.parts, item.repository) for item in batch.items]
     recorded = await runtime.decisions.decide(items, "batch")
     return Response(BatchResponse(results=[r.decision for r in recorded]))
 
@@ -242,7 +242,7 @@ def _parse_line(raw: bytes) -> BatchItem | str:
 
 async def _decide_lines(pending: list[tuple[int, BatchItem | str]], runtime: Runtime) -> AsyncIterator[bytes]:
     items = [item for _, item in pending if isinstance(item, BatchItem)]
-    tickets = [(None if item.id is None else str(item.id), *item.parts) for item in items]
+    tickets = [(None if item.id is None else str(item.id), *item.parts, item.repository) for item in items]
     recorded = iter(await runtime.decisions.decide(tickets, "batch")) if tickets else iter(())
     for number, item in pending:
         if isinstance(item, BatchItem):

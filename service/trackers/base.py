@@ -74,12 +74,13 @@ class TrackerSettings:
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """A ticket as the router sees it: reference, text and current labels."""
+    """A ticket as the router sees it: reference, text, current labels and where it was filed."""
 
     ref: str
     title: str | None
     body: str | None
     labels: tuple[str, ...]
+    repository: str | None = None
 
     @property
     def has_text(self) -> bool:

@@ -168,7 +168,8 @@ class GitHub:
         payload = decode_payload(body, GitHubIssuesEvent)
         issue = payload.issue
         ref = f"{NAME}:{payload.repository.full_name}#{issue.number}"
-        ticket = Ticket(ref, issue.title, issue.body, tuple(label.name for label in issue.labels))
+        labels = tuple(label.name for label in issue.labels)
+        ticket = Ticket(ref, issue.title, issue.body, labels, payload.repository.full_name)
         action = payload.action
 
         def verdict(v: Ignore | Classify | Relabel) -> Interpreted:

@@ -202,7 +202,8 @@ class GitLab:
             )
         ref = f"{NAME}:{payload.project.id}#{item.iid}"
         labels = payload.labels if payload.labels is not None else (item.labels or [])
-        ticket = Ticket(ref, item.title, item.description, tuple(label.title for label in labels))
+        names = tuple(label.title for label in labels)
+        ticket = Ticket(ref, item.title, item.description, names, payload.project.path_with_namespace)
 
         def verdict(v: Ignore | Classify | Relabel) -> Interpreted:
             return Interpreted(event, action, ref, v)

@@ -163,7 +163,8 @@ class Jira:
             raise InvalidPayloadError(f"a {event} delivery without `issue`")
         fields = payload.issue.fields
         ref = f"{NAME}:{payload.issue.key}"
-        ticket = Ticket(ref, fields.summary, _text(fields.description), tuple(fields.labels))
+        project = payload.issue.key.rsplit("-", 1)[0]
+        ticket = Ticket(ref, fields.summary, _text(fields.description), tuple(fields.labels), project)
 
         def verdict(v: Ignore | Classify | Relabel) -> Interpreted:
             return Interpreted(event, None, ref, v)
