@@ -1,4 +1,9 @@
-"""Accuracy and calibration: cross-validation, the held-out set, an unseen organisation, baselines."""
+"""Accuracy and calibration: cross-validation, written sets, real streams (dev and test), baselines.
+
+The real-stream parts (``bench/real_stream``) are reported text alone and with the repository
+each ticket was filed in, beside the second labeller's agreement (the ceiling); a reliability
+diagram and the routed-precision/coverage curve are written to ``docs/accuracy/``.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bench import realstream
 from bench.common import HOLDOUT, ROOT, TRAINING_DATA, console, table
 from bench.fetch_public import read_labels, read_texts
 from model.dataset import LabelledTicket, load_examples, load_training_data
+from model.decision import Decision
 from model.evaluation import Metrics, compute_metrics, evaluate_classifier
 from model.inference import Classifier
 from model.taxonomy import Taxonomy
@@ -17,6 +24,7 @@ from model.text import compose
 from model.training import train
 
 ORG_SIM = ROOT / "bench" / "org_sim" / "tickets.jsonl"
+PICTURES = ROOT / "docs" / "accuracy"
 
 
 def keyword_baseline(taxonomy: Taxonomy, tickets: Sequence[LabelledTicket]) -> Metrics:
@@ -58,7 +66,7 @@ def public_issues() -> list[LabelledTicket]:
 def run() -> dict[str, float]:
     data = load_training_data(TRAINING_DATA)
     model = train(data.taxonomy, data.examples)
-    classifier = Classifier(model.pipeline, model.teams, model.threshold, "bench")
+    classifier = Classifier(model.pipeline, model.teams, model.threshold, "bench", 20_000, model.team_thresholds)
     cold = train(data.taxonomy, [])
     cold_classifier = Classifier(cold.pipeline, cold.teams, cold.threshold, "cold")
     assert model.report.cv is not None
@@ -94,6 +102,7 @@ def run() -> dict[str, float]:
             rows,
         )
     )
+    figures.update(real_streams(data.taxonomy, classifier, cold_classifier))
     for label, metrics in router.items():
         console.print(
             table(
@@ -105,6 +114,118 @@ def run() -> dict[str, float]:
                 ],
             )
         )
+    return figures
+
+
+def _stream_row(name: str, r: realstream.StreamReport) -> list[str]:
+    m = r.metrics
+    routed = "-" if r.routed_precision is None else f"{r.routed_share:.0%} at {r.routed_precision:.3f}"
+    confident = "-" if r.confident_right is None else f"{r.confident} at {r.confident_right:.0%}"
+    abstain = "-" if r.null_abstained is None else f"{r.null_abstained:.0%}"
+    return [
+        name,
+        str(m.n),
+        f"{m.accuracy:.3f}",
+        f"{m.macro_f1:.3f}",
+        f"{r.team_or_alt:.3f}",
+        f"{m.ece:.3f}",
+        routed,
+        confident,
+        abstain,
+    ]
+
+
+def real_streams(taxonomy: Taxonomy, classifier: Classifier, cold: Classifier) -> dict[str, float]:
+    """The real-stream dev and test parts: the router (text, then text with repository), baselines, the ceiling."""
+    parts = {split: realstream.load(split) for split in ("dev", "test")}
+    if not any(parts.values()):
+        console.print(
+            "[dim]real stream: texts not fetched; `python -m bench.fetch_public real_stream` (needs network)[/dim]"
+        )
+        return {}
+    figures: dict[str, float] = {}
+    rows = []
+    curves = {}
+    per_team = []
+    kinds = []
+    repository = {t.item.id: t.item.repo for tickets in parts.values() for t in tickets}
+
+    def placed(items: Sequence[tuple[str | None, str | None, str | None]]) -> list[Decision]:
+        return classifier.decide_many([(i, title, body, repository[i or ""]) for i, title, body in items])
+
+    for split, tickets in parts.items():
+        if not tickets:
+            continue
+
+        text = realstream.evaluate(classifier.decide_many, tickets)
+        with_repository = realstream.evaluate(placed, tickets)
+        baseline = realstream.evaluate(cold.decide_many, tickets)
+        rows += [
+            _stream_row(f"real stream {split}: router, text", text),
+            _stream_row(f"real stream {split}: router, text + repository", with_repository),
+            _stream_row(f"real stream {split}: cold start", baseline),
+        ]
+        agreement = realstream.agreement(tickets)
+        if agreement is not None:
+            rows.append(
+                [
+                    f"real stream {split}: second labeller (ceiling)",
+                    str(agreement.compared),
+                    f"{agreement.accuracy:.3f}",
+                    f"{agreement.macro_f1:.3f}",
+                    f"{agreement.team_or_alt:.3f}",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+            figures[f"stream_{split}_ceiling_macro_f1"] = agreement.macro_f1
+        for key, report in (("text", text), ("repo", with_repository)):
+            figures[f"stream_{split}_{key}_macro_f1"] = report.metrics.macro_f1
+            figures[f"stream_{split}_{key}_ece"] = report.metrics.ece
+            figures[f"stream_{split}_{key}_team_or_alt"] = report.team_or_alt
+            figures[f"stream_{split}_{key}_routed_share"] = report.routed_share
+            figures[f"stream_{split}_{key}_routed_precision"] = report.routed_precision or 0.0
+        labelled = [t for t in tickets if t.a.team is not None]
+        for name, decide in ((f"{split}, text", classifier.decide_many), (f"{split}, text + repository", placed)):
+            decisions = decide([(t.item.id, t.title, t.body) for t in labelled])
+            confidence = np.array([d.confidence for d in decisions])
+            correct = np.array([d.team == t.a.team for d, t in zip(decisions, labelled, strict=True)])
+            curves[name] = (confidence, correct)
+        per_team += [
+            [split, team, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.support)]
+            for team, s in text.metrics.per_team.items()
+        ]
+        kinds.append(f"{split}: " + ", ".join(f"{kind} {share:.2f}" for kind, share in text.by_kind.items()))
+    console.print(
+        table(
+            "Real streams (labeller A is the reference; tickets without a team only measure abstention)",
+            [
+                "set / model",
+                "tickets",
+                "accuracy",
+                "macro-F1",
+                "team or alt",
+                "ECE",
+                "routed at precision",
+                "conf >= 0.9: right",
+                "no-evidence abstained",
+            ],
+            [row[:9] if len(row) > 9 else row for row in rows],
+        )
+    )
+    for row in rows:
+        if len(row) > 9:
+            console.print(f"{row[0]}: {row[9]}")
+    console.print(
+        table(
+            "Real streams per team (router, text)", ["part", "team", "precision", "recall", "F1", "support"], per_team
+        )
+    )
+    realstream.plot_reliability(curves, PICTURES / "reliability.png")
+    realstream.plot_coverage(curves, PICTURES / "coverage.png")
+    console.print(f"wrote {PICTURES / 'reliability.png'} and {PICTURES / 'coverage.png'}")
     return figures
 
 

@@ -12,7 +12,7 @@ from msgspec import Meta
 
 from model.errors import DatasetError, Problem
 from model.taxonomy import Taxonomy, load_taxonomy
-from model.text import compose, fingerprint
+from model.text import compose, fingerprint, model_text
 
 __all__ = [
     "Dataset",
@@ -58,8 +58,13 @@ class LabelledTicket(msgspec.Struct, frozen=True):
 
     @property
     def text(self) -> str:
-        """Title, body and (when known) repository, as the model reads them."""
+        """Title, body and (when known) repository, whole: what duplicates are judged on."""
         return compose(self.title, self.body, self.repository)
+
+    @property
+    def model_text(self) -> str:
+        """What the model reads of this ticket (the body cut to its first part)."""
+        return model_text(self.title, self.body, self.repository)
 
 
 Dataset = list[LabelledTicket]

@@ -26,7 +26,7 @@ from sklearn.pipeline import Pipeline
 
 from model.decision import Decision, Term
 from model.pipeline import TOKEN_PATTERN
-from model.text import compose
+from model.text import model_text
 
 __all__ = ["Classifier", "TicketInput"]
 
@@ -143,6 +143,7 @@ class Classifier:
         "_idf",
         "_intercept",
         "_names",
+        "_shrink",
         "_sublinear",
         "_token_ids",
         "_tokens",
@@ -165,6 +166,7 @@ class Classifier:
         version: str,
         max_chars: int = 20_000,
         team_thresholds: Mapping[str, float] | None = None,
+        evidence_shrink: float = 0.0,
     ) -> None:
         self.pipeline = pipeline
         self.teams = tuple(teams)
@@ -172,6 +174,8 @@ class Classifier:
         # Per team, in taxonomy order; a team without its own uses ``threshold``.
         chosen = team_thresholds or {}
         self.team_thresholds: tuple[float, ...] = tuple(chosen.get(team, threshold) for team in self.teams)
+        # Logits of a ticket with n known features are scaled by n / (n + shrink) (see training).
+        self._shrink = evidence_shrink
         self.version = version
         self.max_chars = max_chars
         tfidf = pipeline.named_steps["tfidf"]
@@ -233,13 +237,15 @@ class Classifier:
 
     def _proba(self, indices: NDArray[np.intp], values: NDArray[np.float64]) -> NDArray[np.float64]:
         logits = values @ self._weights[indices] + self._intercept
+        if self._shrink > 0:
+            logits *= indices.size / (indices.size + self._shrink)
         logits -= logits.max()
         exp = np.exp(logits)
         result: NDArray[np.float64] = exp / exp.sum()
         return result
 
     def proba(self, text: str) -> NDArray[np.float64]:
-        """Calibrated probabilities per team (taxonomy order), equal to the pipeline's predict_proba."""
+        """Calibrated probabilities per team (taxonomy order): the pipeline's logits scaled for evidence."""
         return self._proba(*self._features(text))
 
     def _explain(self, indices: NDArray[np.intp], values: NDArray[np.float64], top: int) -> list[Term]:
@@ -278,10 +284,14 @@ class Classifier:
         )
 
     def _prepare(self, title: str | None, body: str | None, repository: str | None = None) -> tuple[str, bool]:
-        text = compose(title, body, repository)
-        if len(text) > self.max_chars:
-            return text[: self.max_chars], True
-        return text, False
+        """The text the model reads, and whether the ticket was over the operator's length limit.
+
+        The model reads the start of a long body by design (``BODY_CHARS``); ``truncated`` says
+        that the ticket itself went past ``max_chars``, the limit an operator sets.
+        """
+        text = model_text(title, body, repository)
+        over = len(title or "") + len(body or "") > self.max_chars
+        return (text[: self.max_chars], True) if over else (text, False)
 
     # -- public surface -------------------------------------------------------------------
 
@@ -303,7 +313,7 @@ class Classifier:
             return []
         prepared = [self._prepare(*item[1:]) for item in items]
         batch = self._batch([text for text, _ in prepared])
-        proba = self._softmax_rows(np.asarray(batch.matrix() @ self._weights) + self._intercept)
+        proba = self._softmax_rows(self._logits(batch))
         top = proba.argmax(axis=1)
         contribution = batch.data * self._advantage[batch.indices, top[batch.rows]]
         # Only terms that pushed towards the chosen team can explain it. Sorted by row, then
@@ -396,7 +406,14 @@ class Classifier:
     def proba_many(self, tickets: Sequence[tuple[str | None, str | None]]) -> NDArray[np.float64]:
         """Calibrated probabilities for many ``(title, body)`` tickets, one row each."""
         batch = self._batch([self._prepare(title, body)[0] for title, body in tickets])
-        return self._softmax_rows(np.asarray(batch.matrix() @ self._weights) + self._intercept)
+        return self._softmax_rows(self._logits(batch))
+
+    def _logits(self, batch: _SparseBatch) -> NDArray[np.float64]:
+        logits: NDArray[np.float64] = np.asarray(batch.matrix() @ self._weights) + self._intercept
+        if self._shrink > 0:
+            evidence = np.diff(batch.indptr).astype(np.float64)
+            logits *= (evidence / (evidence + self._shrink))[:, None]
+        return logits
 
     @staticmethod
     def _softmax_rows(logits: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -22,7 +22,15 @@ from model.dataset import LabelledTicket
 from model.evaluation import compute_metrics
 from model.taxonomy import Taxonomy
 from model.text import fingerprint
-from model.training import TrainingParams, decision_logits, fit_pipeline, fit_temperature, fold_indices
+from model.training import (
+    TrainingParams,
+    calibrate,
+    decision_logits,
+    fit_pipeline,
+    fit_temperature,
+    fold_indices,
+    logits_and_evidence,
+)
 
 __all__ = ["MIN_TICKETS_FOR_ECE", "ActiveRecipe", "GateResult", "example_key", "judge"]
 
@@ -75,13 +83,15 @@ def judge(
     active_columns = [active.taxonomy.ids.index(t) if t in active.taxonomy.ids else -1 for t in teams]
     y = np.asarray([teams.index(t.team) for t in eligible], dtype=np.int64)
     ours = np.zeros((len(eligible), len(teams)))
+    evidence = np.zeros(len(eligible), dtype=np.int64)
     theirs = np.full((len(eligible), len(teams)), -1e9)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         for train_idx, test_idx in fold_indices(eligible, y, candidate, min(candidate.folds, min(sizes))):
             train_set = [eligible[i] for i in train_idx] + always
-            texts = [eligible[i].text for i in test_idx]
-            ours[test_idx] = decision_logits(fit_pipeline(taxonomy, train_set, candidate), texts, len(teams))
+            texts = [eligible[i].model_text for i in test_idx]
+            fitted = fit_pipeline(taxonomy, train_set, candidate)
+            ours[test_idx], evidence[test_idx] = logits_and_evidence(fitted, texts, len(teams))
             seen = [
                 t
                 for t in train_set
@@ -93,7 +103,10 @@ def judge(
             for column, source in enumerate(active_columns):
                 if source >= 0:
                     theirs[test_idx, column] = logits[:, source]
-    mine = compute_metrics(teams, y, softmax(ours / fit_temperature(ours, y), axis=1))
+    chosen = np.array([not candidate.calibrate_on or t.source in candidate.calibrate_on for t in eligible])
+    if chosen.sum() < len(teams) * 10:
+        chosen[:] = True
+    mine = compute_metrics(teams, y, calibrate(ours, evidence, y, chosen, candidate)[1])
     base = compute_metrics(teams, y, softmax(theirs / fit_temperature(theirs, y), axis=1))
     f1, baseline_f1, ece, n = mine.macro_f1, base.macro_f1, mine.ece, mine.n
     if f1 + 1e-9 < baseline_f1:

@@ -105,9 +105,10 @@ class LoadedModel(msgspec.Struct, frozen=True):
     def classifier(self, max_chars: int = 20_000, threshold: float | None = None) -> Classifier:
         """The fast decision function of this version (``threshold`` overrides the stored ones, every team's)."""
         m = self.manifest
+        shrink = m.params.evidence_shrink
         if threshold is not None:
-            return Classifier(self.pipeline, m.teams, threshold, m.version, max_chars=max_chars)
-        return Classifier(self.pipeline, m.teams, m.threshold, m.version, max_chars, m.team_thresholds)
+            return Classifier(self.pipeline, m.teams, threshold, m.version, max_chars, evidence_shrink=shrink)
+        return Classifier(self.pipeline, m.teams, m.threshold, m.version, max_chars, m.team_thresholds, shrink)
 
 
 class Pointers(Protocol):

@@ -5,7 +5,16 @@ from __future__ import annotations
 import hashlib
 import re
 
-__all__ = ["VERSION_TOKEN", "compose", "fingerprint", "normalise", "normalise_versions", "text_sha256"]
+__all__ = [
+    "BODY_CHARS",
+    "VERSION_TOKEN",
+    "compose",
+    "fingerprint",
+    "model_text",
+    "normalise",
+    "normalise_versions",
+    "text_sha256",
+]
 
 # A lower-case letter or digit followed by a capital: the seam of a camelCase identifier.
 _CAMEL = re.compile(r"[a-z0-9][A-Z]")
@@ -28,6 +37,16 @@ def compose(title: str | None, body: str | None, repository: str | None = None) 
     if place and text:
         return f"{text}\n\n{place}"
     return text
+
+
+# The model reads this much of a body: the description comes first, then the logs, pasted
+# output and template checklists, which say more about the reporter's tools than the owner.
+BODY_CHARS = 1000
+
+
+def model_text(title: str | None, body: str | None, repository: str | None = None) -> str:
+    """What the model reads of a ticket: ``compose`` with the body cut to ``BODY_CHARS``."""
+    return compose(title, (body or "")[:BODY_CHARS], repository)
 
 
 def normalise(text: str) -> str:

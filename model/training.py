@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from model.dataset import LabelledTicket, dataset_sha256
 from model.errors import TrainingDataError
-from model.evaluation import Metrics, choose_team_thresholds, choose_threshold, compute_metrics
+from model.evaluation import Metrics, choose_team_thresholds, choose_threshold, compute_metrics, threshold_table
 from model.pipeline import PipelineParams, build_pipeline
 from model.taxonomy import Taxonomy
 
@@ -29,10 +29,13 @@ __all__ = [
     "TrainingParams",
     "TrainingReport",
     "cross_validate",
+    "calibrate",
     "decision_logits",
+    "evidence_scale",
     "fit_pipeline",
     "fit_temperature",
     "fold_indices",
+    "logits_and_evidence",
     "prior_documents",
     "train",
 ]
@@ -54,6 +57,16 @@ class TrainingParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     group_folds: bool = True
     # Each team gets its own abstain threshold for the precision target (else one for all).
     team_thresholds: bool = True
+    # The examples whose out-of-fold decisions fit the temperature and the thresholds, by their
+    # ``source`` (empty: every example). Choosing the rounds written in the register of real
+    # streams calibrates the model for the tickets users send rather than for clean ones.
+    calibrate_on: tuple[str, ...] = ("written-r6",)
+    # A ticket with n known features has its logits scaled by n / (n + evidence_shrink): a
+    # two-word title cannot be as sure as a report, whatever its two words (0 turns this off).
+    evidence_shrink: Annotated[float, Meta(ge=0.0)] = 10.0
+    # The fitted temperature is multiplied by this: other people's tickets differ from ours more
+    # than our folds differ from each other (chosen on the real-stream dev part; 1 leaves it).
+    stream_margin: Annotated[float, Meta(ge=1.0, le=3.0)] = 1.25
 
 
 class TrainingReport(msgspec.Struct, frozen=True):
@@ -120,7 +133,7 @@ def _check_evidence(taxonomy: Taxonomy, examples: Sequence[LabelledTicket], para
                 evidence[index] += 1
     index_of = {team_id: i for i, team_id in enumerate(taxonomy.ids)}
     for ticket in examples:
-        if analyzer(ticket.text):
+        if analyzer(ticket.model_text):
             evidence[index_of[ticket.team]] += 1
     missing = [team_id for i, team_id in enumerate(taxonomy.ids) if not evidence[i]]
     if missing:
@@ -148,12 +161,12 @@ def fit_pipeline(
     for ticket in examples:
         alt = index_of.get(ticket.alt) if ticket.alt is not None and params.alt_weight > 0 else None
         share = params.alt_weight if alt is not None else 0.0
-        texts.append(ticket.text)
+        texts.append(ticket.model_text)
         labels.append(index_of[ticket.team])
         weights.append(ticket.weight * (1.0 - share))
         if alt is not None:
             # The ticket honestly fits two teams: it teaches both, so neither is learnt as certain.
-            texts.append(ticket.text)
+            texts.append(ticket.model_text)
             labels.append(alt)
             weights.append(ticket.weight * share)
     if len(set(labels)) < 2:
@@ -172,7 +185,7 @@ def _vocabulary(taxonomy: Taxonomy, examples: Sequence[LabelledTicket], params: 
     analyzer = build_pipeline(params.pipeline).named_steps["tfidf"].build_analyzer()
     document_frequency: Counter[str] = Counter()
     for ticket in examples:
-        document_frequency.update(set(analyzer(ticket.text)))
+        document_frequency.update(set(analyzer(ticket.model_text)))
     terms = {term for term, count in document_frequency.items() if count >= params.pipeline.min_df}
     if params.prior_weight > 0:
         for text, _ in prior_documents(taxonomy):
@@ -182,14 +195,31 @@ def _vocabulary(taxonomy: Taxonomy, examples: Sequence[LabelledTicket], params: 
 
 def decision_logits(pipeline: Pipeline, texts: Sequence[str], n_teams: int) -> NDArray[np.float64]:
     """Per-team logits in taxonomy order; softmax of a row is the pipeline's predict_proba."""
-    raw = np.asarray(pipeline.decision_function(list(texts)), dtype=np.float64)
+    return logits_and_evidence(pipeline, texts, n_teams)[0]
+
+
+def logits_and_evidence(
+    pipeline: Pipeline, texts: Sequence[str], n_teams: int
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Per-team logits in taxonomy order, and each text's number of known features (its evidence)."""
+    features = pipeline.named_steps["tfidf"].transform(list(texts))
+    evidence = np.diff(features.indptr).astype(np.int64)
+    raw = np.asarray(pipeline.named_steps["clf"].decision_function(features), dtype=np.float64)
     classes = pipeline.named_steps["clf"].classes_
     if raw.ndim == 1:
         # Binary logistic regression: sigmoid(z) == softmax([-z/2, z/2])[1].
         raw = np.column_stack([-raw / 2.0, raw / 2.0])
     logits = np.full((raw.shape[0], n_teams), -1e9)
     logits[:, classes] = raw
-    return logits
+    return logits, evidence
+
+
+def evidence_scale(evidence: NDArray[np.int64], shrink: float) -> NDArray[np.float64]:
+    """The factor each ticket's logits are scaled by for its evidence: n / (n + shrink)."""
+    counts = evidence.astype(np.float64)
+    if shrink <= 0:
+        return np.ones_like(counts)
+    return counts / (counts + shrink)
 
 
 def fit_temperature(logits: NDArray[np.float64], y: NDArray[np.int64]) -> float:
@@ -229,7 +259,9 @@ def fold_indices(
 class _CrossValidation(msgspec.Struct):
     y: NDArray[np.int64]
     logits: NDArray[np.float64]
+    evidence: NDArray[np.int64]
     folds: int
+    sources: list[str]
 
 
 def _out_of_fold(
@@ -245,11 +277,31 @@ def _out_of_fold(
     folds = min(params.folds, min(eligible_counts))
     y = np.asarray([index_of[t.team] for t in eligible], dtype=np.int64)
     logits = np.zeros((len(eligible), len(taxonomy.ids)))
+    evidence = np.zeros(len(eligible), dtype=np.int64)
     for train_idx, test_idx in fold_indices(eligible, y, params, folds):
         train_set = [eligible[i] for i in train_idx] + always
         pipeline = fit_pipeline(taxonomy, train_set, params)
-        logits[test_idx] = decision_logits(pipeline, [eligible[i].text for i in test_idx], len(taxonomy.ids))
-    return _CrossValidation(y=y, logits=logits, folds=folds)
+        texts = [eligible[i].model_text for i in test_idx]
+        logits[test_idx], evidence[test_idx] = logits_and_evidence(pipeline, texts, len(taxonomy.ids))
+    sources = [t.source or "" for t in eligible]
+    return _CrossValidation(y=y, logits=logits, evidence=evidence, folds=folds, sources=sources)
+
+
+def calibrate(
+    logits: NDArray[np.float64],
+    evidence: NDArray[np.int64],
+    y: NDArray[np.int64],
+    chosen: NDArray[np.bool_],
+    params: TrainingParams,
+) -> tuple[float, NDArray[np.float64]]:
+    """The temperature for out-of-fold ``logits`` (fitted on the ``chosen`` rows), and every row's probabilities.
+
+    Logits are first scaled for each ticket's evidence; the fitted temperature is then widened by
+    ``stream_margin``.
+    """
+    scaled = logits * evidence_scale(evidence, params.evidence_shrink)[:, None]
+    temperature = fit_temperature(scaled[chosen], y[chosen]) * params.stream_margin
+    return temperature, softmax(scaled / temperature, axis=1)
 
 
 class CrossValidation(msgspec.Struct, frozen=True):
@@ -274,9 +326,13 @@ def cross_validate(
         cv = _out_of_fold(taxonomy, examples, params)
     if cv is None:
         return None
-    temperature = fit_temperature(cv.logits, cv.y)
-    proba = softmax(cv.logits / temperature, axis=1)
-    return CrossValidation(compute_metrics(taxonomy.ids, cv.y, proba), temperature, cv.folds, proba, cv.y)
+    chosen = np.array([not params.calibrate_on or source in params.calibrate_on for source in cv.sources])
+    if chosen.sum() < len(taxonomy.ids) * 10:  # too few of the chosen sources: calibrate on everything
+        chosen[:] = True
+    temperature, proba = calibrate(cv.logits, cv.evidence, cv.y, chosen, params)
+    return CrossValidation(
+        compute_metrics(taxonomy.ids, cv.y, proba), temperature, cv.folds, proba[chosen], cv.y[chosen]
+    )
 
 
 def train(
@@ -310,7 +366,9 @@ def train(
         threshold, source = params.default_threshold, "default (too few examples to measure)"
     else:
         metrics, temperature, folds = cv_result.metrics, cv_result.temperature, cv_result.folds
-        threshold = choose_threshold(metrics.thresholds, params.target_precision)
+        chosen = cv_result.proba
+        table = threshold_table(chosen.max(axis=1), chosen.argmax(axis=1) == cv_result.y)
+        threshold = choose_threshold(table, params.target_precision)
         source = f"cross-validation, routed precision target {params.target_precision}"
         if params.team_thresholds:
             team_thresholds = choose_team_thresholds(

@@ -70,6 +70,7 @@ def run_evaluation(
                 "fresh",
                 settings.max_text_chars,
                 trained.team_thresholds,
+                trained.params.evidence_shrink,
             )
             label = "fresh model trained on all examples"
         # The file may name teams the model does not know; those are validated against no taxonomy.

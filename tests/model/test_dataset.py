@@ -84,3 +84,13 @@ def test_shipped_training_data_is_valid_and_large_enough() -> None:
     counts = Counter(t.team for t in data.examples)
     assert set(counts) == set(TAXONOMY.ids)
     assert min(counts.values()) >= 250, counts
+
+
+def test_an_example_may_say_where_it_was_filed(tmp_path: Path) -> None:
+    lines = [
+        '{"title": "Update README.md", "team": "Platform", "repository": "acme/helm-charts"}',
+        '{"title": "Update README.md", "team": "Development", "repository": "acme/checkout-web"}',
+    ]
+    first, second = load_examples([write(tmp_path, lines)], TAXONOMY)
+    assert first.repository == "acme/helm-charts"
+    assert "helm-charts" in first.text and first.text != second.text, "same title, another repository: not a duplicate"

@@ -119,3 +119,40 @@ def test_team_thresholds_decide_each_team_separately() -> None:
     assert (sre.team, sre.abstained) == ("SRE", True)
     assert (dev.team, dev.abstained) == ("Development", False)
     assert [d.abstained for d in classifier.decide_many([(None, "Pods OOMKilled in production", "")])] == [True]
+
+
+def test_the_repository_is_evidence_on_both_paths() -> None:
+    model = train(TAXONOMY, MINI)
+    classifier = Classifier(model.pipeline, model.teams, 0.5, "v")
+    alone = classifier.decide("Update README.md")
+    placed = classifier.decide("Update README.md", repository="acme/terraform-pipelines")
+    assert placed.scores != alone.scores
+    [batch] = classifier.decide_many([(None, "Update README.md", None, "acme/terraform-pipelines")])
+    assert batch.scores == pytest.approx(placed.scores)
+    assert classifier.decide("", repository="acme/x").abstained, "a repository alone is no ticket"
+
+
+def test_version_numbers_are_one_word() -> None:
+    from model.text import normalise_versions
+
+    assert normalise_versions("Prepare v0.5.1").split() == normalise_versions("prepare 2.14.0-rc.1").split()
+    assert "semver" not in normalise_versions("HTTP 502 at 14:05")
+
+
+def test_evidence_shrink_tempers_short_tickets_on_both_paths() -> None:
+    from scipy.special import softmax
+
+    from model.training import logits_and_evidence
+
+    model = train(TAXONOMY, MINI)
+    plain = Classifier(model.pipeline, model.teams, 0.0, "v")
+    tempered = Classifier(model.pipeline, model.teams, 0.0, "v", evidence_shrink=10.0)
+    tickets = [("fix", ""), ("Pods OOMKilled in production", "memory limit too low, alert firing, p99 latency up")]
+    logits, evidence = logits_and_evidence(model.pipeline, [compose(t, b) for t, b in tickets], len(model.teams))
+    expected = softmax(logits * (evidence / (evidence + 10.0))[:, None], axis=1)
+    single = np.array([list(tempered.decide(t, b).scores.values()) for t, b in tickets])
+    batch = np.array([list(d.scores.values()) for d in tempered.decide_many([(None, t, b) for t, b in tickets])])
+    assert np.abs(single - expected).max() < 1e-9
+    assert np.abs(batch - expected).max() < 1e-9
+    short_plain, short_tempered = plain.decide("fix").confidence, tempered.decide("fix").confidence
+    assert short_tempered < short_plain, "one known word is not much evidence"

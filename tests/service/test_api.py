@@ -206,3 +206,25 @@ async def test_openapi_documents_every_route_with_examples(client: AsyncTestClie
     assert batch_schema["properties"]["items"]["type"] == "array"
     assert batch["requestBody"]["content"]["application/json"]["examples"]
     assert json.dumps(spec)  # serialisable as a whole
+
+
+async def test_the_repository_in_context_is_read_as_evidence(client: AsyncTestClient[Litestar]) -> None:
+    ticket = {"title": "Update README.md"}
+    alone = (await client.post("/v1/classify", json=ticket)).json()
+    placed = {**ticket, "context": {"repository": "acme/alertmanager-rules", "tracker": "github", "labels": ["docs"]}}
+    there = (await client.post("/v1/classify", json=placed)).json()
+    assert there["scores"] != alone["scores"]
+    assert there["scores"]["SRE"] > alone["scores"]["SRE"], "'alertmanager' in the repository is SRE evidence"
+    batch = await client.post("/v1/classify/batch", json={"items": [{**placed, "id": "x"}, ticket]})
+    assert [r["scores"] for r in batch.json()["results"]] == [there["scores"], alone["scores"]]
+
+
+@pytest.mark.parametrize(
+    "context",
+    [{"repository": ""}, {"repo": "a/b"}, {"labels": "bug"}, {"repository": "x" * 301}, {"labels": [""]}],
+)
+async def test_a_bad_context_is_refused_naming_the_field(client: AsyncTestClient[Litestar], context: object) -> None:
+    response = await client.post("/v1/classify", json={"title": "Disk full", "context": context})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "context" in response.json()["detail"]
