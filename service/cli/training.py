@@ -1,8 +1,9 @@
-"""Commands that make and measure models: train, evaluate, and validate the training data."""
+"""Commands that make and measure models: train, evaluate, validate the training data, import history."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import click
 import msgspec
@@ -15,7 +16,7 @@ from service.pointers import registry_for
 from service.store import Store
 from service.trackers import registry as trackers
 
-__all__ = ["evaluate", "train", "validate"]
+__all__ = ["evaluate", "import_history", "train", "validate"]
 
 
 @click.command()
@@ -160,3 +161,100 @@ def validate(ctx: click.Context, path: Path | None) -> None:
     data = load_training_data(root, trackers.names())
     counts = {team: sum(1 for e in data.examples if e.team == team) for team in data.taxonomy.ids}
     out.print(f"{root}: {len(data.taxonomy.teams)} teams, {len(data.examples)} valid examples {counts}")
+
+
+@click.command("import")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "output_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The examples file to add to [default: <training data>/examples/imported-<INPUT name>.jsonl].",
+)
+@click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(["jsonl", "csv", "gh-json", "gitlab-csv", "jira-csv"]),
+    help="Input format [default: from the extension and the header].",
+)
+@click.option("--id-column", help="Column (or field) holding the ticket id.")
+@click.option("--title-column", help="Column holding the title.")
+@click.option("--body-column", help="Column holding the body.")
+@click.option("--text-column", help="Column holding title and body together.")
+@click.option("--team-column", help="Column holding the team id [default: team].")
+@click.option("--labels-column", help="Column holding tracker labels (teams.toml maps them to teams).")
+@click.option("--repository-column", help="Column holding the repository [default: repository; Jira: Project key].")
+@click.option("--repository", "default_repository", help="The repository of every ticket that names none.")
+@click.option("--source", help="The examples' source tag [default: import:<INPUT name>].")
+@click.option("--dry-run", is_flag=True, help="Report what would be imported; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+@friendly
+def import_history(
+    ctx: click.Context,
+    input_path: Path,
+    output_path: Path | None,
+    input_format: str | None,
+    id_column: str | None,
+    title_column: str | None,
+    body_column: str | None,
+    text_column: str | None,
+    team_column: str | None,
+    labels_column: str | None,
+    repository_column: str | None,
+    default_repository: str | None,
+    source: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Turn a labelled tracker export (your team labels, or a team column) into training examples.
+
+    Reads gh JSON (`gh issue list --state all --json number,title,body,labels`), GitLab and Jira
+    CSV exports, CSV and JSON Lines. A ticket's team is its team column, else its team label as
+    teams.toml names it for any tracker. Tickets without one team, empty ones and tickets
+    already among the examples are left out and counted. Then run `ticket-router train`.
+    """
+    from model.taxonomy import load_taxonomy
+    from service.backlog import Columns, InputFormat
+    from service.importer import ImportJob, run_import
+
+    settings = settings_of(ctx)
+    examples = settings.training_data / "examples"
+    job = ImportJob(
+        input_path=input_path,
+        output_path=output_path or examples / f"imported-{input_path.stem}.jsonl",
+        input_format=cast(InputFormat | None, input_format),
+        columns=Columns(
+            id=id_column,
+            title=title_column,
+            body=body_column,
+            text=text_column,
+            team=team_column,
+            labels=labels_column,
+            repository=repository_column,
+            default_repository=default_repository,
+        ),
+        source=source,
+        dry_run=dry_run,
+    )
+    report = run_import(job, load_taxonomy(settings.training_data, trackers.names()), examples)
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(report)).decode())
+        return
+    verb = "would add" if dry_run else "added"
+    out.print(
+        f"{report.input} ({report.format}): {report.rows} tickets read; {verb} {report.kept_total} to {report.output}"
+    )
+    table = Table()
+    table.add_column("")
+    table.add_column("tickets", justify="right")
+    for team, count in report.kept.items():
+        table.add_row(f"kept: {team}", str(count))
+    for reason, count in report.skipped.items():
+        table.add_row(f"left out: {reason}", str(count))
+    out.print(table)
+    for line in report.examples:
+        out.print(f"  {line}")
+    if report.kept_total and not dry_run:
+        out.print("next: `ticket-router validate`, then `ticket-router train` to learn from them")
