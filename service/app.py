@@ -19,6 +19,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from service import triage
 from service.decisions import DecisionWorker
 from service.errors import exception_handlers
 from service.jobs import TrainingJobs
@@ -59,7 +60,7 @@ def create_app(settings: Settings) -> Litestar:
         registry = registry_for(settings, store)
         holder = ModelHolder(registry, settings.max_text_chars, settings.abstain_threshold)
         await anyio.to_thread.run_sync(holder.refresh)
-        decisions = DecisionWorker(holder, store)
+        decisions = DecisionWorker(holder, store, triage_margin=settings.triage_margin)
         decisions.start()
         jobs = TrainingJobs(settings, store)
         await anyio.to_thread.run_sync(jobs.recover)
@@ -67,6 +68,7 @@ def create_app(settings: Settings) -> Litestar:
             settings=settings, registry=registry, store=store, holder=holder, decisions=decisions, jobs=jobs
         )
         watcher = asyncio.create_task(_watch_active_model(holder, settings.model_poll_seconds))
+        pruner = asyncio.create_task(triage.prune_forever(store, settings.triage_retention_days))
         # Write-backs: one HTTP client for every tracker, a worker that resumes stored rows at once.
         outbound = httpx.AsyncClient(timeout=httpx.Timeout(settings.writeback_timeout_seconds), follow_redirects=False)
         policy = RetryPolicy(
@@ -85,9 +87,10 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await worker.stop()
             await outbound.aclose()
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in (watcher, pruner):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             jobs.close()
             await anyio.to_thread.run_sync(decisions.stop)
             store.close()

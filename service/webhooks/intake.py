@@ -160,7 +160,9 @@ class Intake:
         if not await anyio.to_thread.run_sync(outbox.claim_delivery, name, delivery_id, CLAIM_STALE_SECONDS):
             return await self._raced(name, delivery_id)
         try:
-            [recorded] = await self.decisions.decide([(None, ticket.title, ticket.body)], name, [ticket.ref])
+            [recorded] = await self.decisions.decide(
+                [(None, ticket.title, ticket.body)], name, [ticket.ref], [ticket.url or tracker.web_url(ticket.ref)]
+            )
         except BaseException:
             await anyio.to_thread.run_sync(outbox.release_delivery, name, delivery_id)
             raise
