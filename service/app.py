@@ -20,6 +20,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from service import triage
+from service.console import console
 from service.decisions import DecisionWorker
 from service.errors import exception_handlers
 from service.jobs import TrainingJobs
@@ -102,6 +103,7 @@ def create_app(settings: Settings) -> Litestar:
             rate_limit=rule, identifier_for_request=_client_key, exclude=["/healthz", "/readyz", "/metrics"]
         )
         middleware.insert(0, limit.middleware)
+    panel = console(settings)
     app = Litestar(
         route_handlers=[
             classify,
@@ -115,7 +117,9 @@ def create_app(settings: Settings) -> Litestar:
             MetricsController,
             OutboxController,
             *(webhook_handler(kind) for kind in trackers.TRACKER_TYPES),
+            *panel.routes,
         ],
+        template_config=panel.templates,
         middleware=middleware,
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
@@ -135,6 +139,7 @@ def create_app(settings: Settings) -> Litestar:
         debug=False,
         logging_config=None,  # logging is configured by whoever runs the app (`serve`: JSON lines)
     )
+    app.state.console_access = panel.access
     # Around the whole router, so that unmatched paths get a request id and an access line too.
     app.asgi_handler = AccessLogMiddleware(app.asgi_handler)
     return app
