@@ -18,8 +18,9 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from service.console.access import BASE, ConsoleAccess, LoginController, csrf_config, load_secret
+from service.console.access import BASE, ConsoleAccess, csrf_config, load_secret
 from service.console.corrections import CorrectionsController
+from service.console.login import LoginController
 from service.console.models import ModelsController
 from service.console.outbox import OutboxController
 from service.console.queue import QueueController

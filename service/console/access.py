@@ -24,18 +24,12 @@ import secrets
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-import msgspec
-from litestar import Controller, Request, Response, get, post
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
-from litestar.enums import RequestEncodingType
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import Body
-from litestar.response import Redirect, Template
-from msgspec import Meta
 
 from service.errors import ForbiddenError, NotAuthenticatedError
 from service.settings import PREFIX, Settings
@@ -44,7 +38,6 @@ __all__ = [
     "BASE",
     "Access",
     "ConsoleAccess",
-    "LoginController",
     "access_of",
     "console_guard",
     "csrf_config",
@@ -179,47 +172,3 @@ async def console_guard(connection: ASGIConnection[Any, Any, Any, Any], handler:
     """The guard of every console page but the login form (see ``ConsoleAccess.guard``)."""
     access: ConsoleAccess = connection.app.state.console_access
     await access.guard(connection, handler)
-
-
-class LoginForm(msgspec.Struct):
-    """The login form: the admin token, the name corrections will carry, and where to go next."""
-
-    token: Annotated[str, Meta(max_length=1000)] = ""
-    name: Annotated[str, Meta(max_length=100)] = ""
-    next: Annotated[str, Meta(max_length=2000)] = ""
-
-
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
-
-
-class LoginController(Controller):
-    """The login form and logging out."""
-
-    path = BASE
-    include_in_schema = False
-
-    @get("/login", name="console-login")
-    async def login_page(self, request: Request[Any, Any, Any], next: str | None = None) -> Response[Any]:
-        """Ask for the admin token (only when the console needs a login)."""
-        access: ConsoleAccess = request.app.state.console_access
-        if access.mode != "login":
-            return Redirect(safe_next(next))
-        return Template("login.html", context={"next": safe_next(next), "error": None, "mode": access.mode})
-
-    @post("/login", status_code=303)
-    async def login(self, request: Request[Any, Any, Any], data: Annotated[LoginForm, Form]) -> Response[Any]:
-        """Check the token; on success start a session and go where the person was going."""
-        access: ConsoleAccess = request.app.state.console_access
-        if access.mode != "login":
-            return Redirect(safe_next(data.next), status_code=303)
-        if not access.token_matches(data.token.strip()):
-            context = {"next": safe_next(data.next), "error": "That is not the admin token.", "mode": access.mode}
-            return Template("login.html", context=context, status_code=401)
-        name = " ".join(data.name.split())[:100] or "admin"
-        return Redirect(safe_next(data.next), status_code=303, cookies=[access.issue(name)])
-
-    @post("/logout", status_code=303)
-    async def logout(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        """End the session in this browser."""
-        access: ConsoleAccess = request.app.state.console_access
-        return Redirect(f"{BASE}/login", status_code=303, cookies=[access.clear()])
