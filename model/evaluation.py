@@ -293,7 +293,7 @@ def reliability_png(metrics: Metrics, title: str = "Reliability") -> bytes:
             [b.accuracy for b in bins],
             marker="o",
             color="#08519c",
-            label="mean confidence",
+            label="each bin at its mean confidence",
         )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)

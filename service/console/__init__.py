@@ -13,12 +13,11 @@ from typing import Any
 from litestar import Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.middleware import DefineMiddleware
-from litestar.middleware.csrf import CSRFMiddleware
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from service.console.access import BASE, ConsoleAccess, csrf_config, load_secret
+from service.console.access import BASE, ConsoleAccess, ConsoleCSRFMiddleware, csrf_config, load_secret
 from service.console.corrections import CorrectionsController
 from service.console.login import LoginController
 from service.console.models import ModelsController
@@ -67,7 +66,9 @@ def console(settings: Settings) -> Console:
             OutboxController,
             CorrectionsController,
         ],
-        middleware=[DefineMiddleware(CSRFMiddleware, config=csrf_config(secret, settings.console_secure_cookies))],
+        middleware=[
+            DefineMiddleware(ConsoleCSRFMiddleware, config=csrf_config(secret, settings.console_secure_cookies))
+        ],
         exception_handlers=error_handlers(),
         after_request=_secure,
         include_in_schema=False,

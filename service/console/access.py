@@ -29,7 +29,10 @@ from typing import Any, Literal
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
+from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware.csrf import CSRFMiddleware
+from litestar.types import Receive, Scope, Send
 
 from service.errors import ForbiddenError, NotAuthenticatedError
 from service.settings import PREFIX, Settings
@@ -38,6 +41,7 @@ __all__ = [
     "BASE",
     "Access",
     "ConsoleAccess",
+    "ConsoleCSRFMiddleware",
     "access_of",
     "console_guard",
     "csrf_config",
@@ -77,6 +81,32 @@ def load_secret(path: Path) -> bytes:
         return bytes.fromhex(path.read_text(encoding="ascii").strip())
     except (ValueError, UnicodeDecodeError):
         raise RuntimeError(f"{path} is not a console secret; delete it and restart to make a new one") from None
+
+
+class ConsoleCSRFMiddleware(CSRFMiddleware):
+    """Litestar's CSRF check, except that a page load replaces a CSRF cookie it cannot verify.
+
+    Litestar keeps any cookie it finds on a GET, so after the secret changes (or with another
+    console on the same host, whose cookie it receives too: cookies ignore ports) every form
+    would be refused until the browser closes. Dropping the unverifiable cookie from a safe
+    request makes the middleware issue a fresh one.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP and scope["method"] in self.config.safe_methods:
+            scope["headers"] = [self._without_bad_cookie(name, value) for name, value in scope["headers"]]
+        await super().__call__(scope, receive, send)
+
+    def _without_bad_cookie(self, name: bytes, value: bytes) -> tuple[bytes, bytes]:
+        if name != b"cookie":
+            return name, value
+        prefix = f"{self.config.cookie_name}="
+        kept = [
+            part
+            for part in value.decode("latin-1").split(";")
+            if not part.strip().startswith(prefix) or self._decode_csrf_token(part.strip()[len(prefix) :]) is not None
+        ]
+        return name, ";".join(kept).encode("latin-1")
 
 
 def csrf_config(secret: bytes, secure: bool) -> CSRFConfig:

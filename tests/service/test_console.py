@@ -321,3 +321,19 @@ def test_the_console_secret_is_made_once_and_kept(tmp_path: Any) -> None:
     path.write_text("not hex")
     with pytest.raises(RuntimeError, match="delete it"):
         load_secret(path)
+
+
+async def test_a_csrf_cookie_from_another_secret_is_replaced_not_refused_forever(settings: Settings) -> None:
+    # Another console on the same host sends its cookie here too (cookies ignore ports), as does a
+    # browser after the secret was made anew. Cookies are sent by hand: the client keeps no jar.
+    stale = {"cookie": "tr_console_csrf=" + "a" * 64 + "b" * 64}
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        page = await client.get("/console/", headers=stale)
+        client.cookies.clear()
+        fresh = page.headers["set-cookie"].split(";")[0]
+        assert fresh.startswith("tr_console_csrf=") and fresh != stale["cookie"]
+        token = _CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+        answer = await client.post(
+            "/console/try", data={"title": "Disk full on db-1", "_csrf_token": token}, headers={"cookie": fresh}
+        )
+        assert answer.status_code == 200, answer.text[:300]
