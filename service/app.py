@@ -139,7 +139,7 @@ def create_app(settings: Settings) -> Litestar:
         debug=False,
         logging_config=None,  # logging is configured by whoever runs the app (`serve`: JSON lines)
     )
-    app.state.console_access = panel.access
+    panel.attach(app.state)
     # Around the whole router, so that unmatched paths get a request id and an access line too.
     app.asgi_handler = AccessLogMiddleware(app.asgi_handler)
     return app

@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Response, Router, get
-from litestar.datastructures import CacheControlHeader
+from litestar.datastructures import CacheControlHeader, State
 from litestar.middleware import DefineMiddleware
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from service.console.access import BASE, ConsoleAccess, ConsoleCSRFMiddleware, csrf_config, load_secret
+from service.console.catalog import ModelCatalog
 from service.console.corrections import CorrectionsController
 from service.console.login import LoginController
 from service.console.models import ModelsController
@@ -31,12 +32,18 @@ __all__ = ["Console", "console"]
 
 
 class Console:
-    """What ``create_app`` wires in: the routes, the template engine and the access state."""
+    """What ``create_app`` wires in: the routes, the template engine, and the state the pages share."""
 
     def __init__(self, routes: list[Any], templates: TemplateConfig[Any], access: ConsoleAccess) -> None:
         self.routes = routes
         self.templates = templates
         self.access = access
+        self.catalog = ModelCatalog()
+
+    def attach(self, state: State) -> None:
+        """Keep the access rules and the model catalog in the app's state, where the pages find them."""
+        state.console_access = self.access
+        state.console_catalog = self.catalog
 
 
 @get("/", include_in_schema=False, name="root")

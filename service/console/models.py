@@ -34,7 +34,10 @@ Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 Version = Annotated[str | None, Parameter(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z-]+$")]
 NOTICES = {"activated", "rolled-back", "training"}
 
-_catalog = ModelCatalog()
+
+def _catalog(request: Request[Any, Any, Any]) -> ModelCatalog:
+    catalog: ModelCatalog = request.app.state.console_catalog
+    return catalog
 
 
 class ActivateForm(msgspec.Struct):
@@ -66,7 +69,7 @@ class ModelsController(Controller):
     ) -> Response[Any]:
         """Every version with its headline metrics; the chosen one (the active by default) in detail."""
         runtime = runtime_of(request)
-        overview = await anyio.to_thread.run_sync(_overview, runtime, version, job)
+        overview = await anyio.to_thread.run_sync(_overview, runtime, _catalog(request), version, job)
         return page(request, "models.html", notice=notice if notice in NOTICES else None, **overview)
 
     @get("/{version:str}/confusion.png", name="console-model-confusion", media_type="image/png")
@@ -83,7 +86,7 @@ class ModelsController(Controller):
     async def confirm_activate(self, request: Request[Any, Any, Any], version: str) -> Response[Any]:
         """What activating ``version`` would do; changes nothing."""
         runtime = runtime_of(request)
-        manifest = await anyio.to_thread.run_sync(_catalog.manifest, runtime.registry, version)
+        manifest = await anyio.to_thread.run_sync(_catalog(request).manifest, runtime.registry, version)
         active = runtime.registry.active_version()
         return page(request, "confirm.html", action="activate", manifest=manifest, active=active, target=version)
 
@@ -108,7 +111,7 @@ class ModelsController(Controller):
         """Which version a rollback would return to; changes nothing."""
         runtime = runtime_of(request)
         target = await anyio.to_thread.run_sync(runtime.registry.rollback_target)
-        manifest = await anyio.to_thread.run_sync(_catalog.manifest, runtime.registry, target)
+        manifest = await anyio.to_thread.run_sync(_catalog(request).manifest, runtime.registry, target)
         active = runtime.registry.active_version()
         return page(request, "confirm.html", action="rollback", manifest=manifest, active=active, target=target)
 
@@ -142,21 +145,22 @@ class ModelsController(Controller):
 
 async def _chart(request: Request[Any, Any, Any], version: str, kind: str) -> Response[bytes]:
     runtime = runtime_of(request)
-    manifest = await anyio.to_thread.run_sync(_catalog.manifest, runtime.registry, version)
-    image = await anyio.to_thread.run_sync(_catalog.chart, manifest, kind)
+    catalog = _catalog(request)
+    manifest = await anyio.to_thread.run_sync(catalog.manifest, runtime.registry, version)
+    image = await anyio.to_thread.run_sync(catalog.chart, manifest, kind)
     if image is None:
         raise NotFoundError(f"model {version} has no cross-validation to draw")
     return Response(image, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
 
-def _overview(runtime: Runtime, version: str | None, job_id: str | None) -> dict[str, Any]:
+def _overview(runtime: Runtime, catalog: ModelCatalog, version: str | None, job_id: str | None) -> dict[str, Any]:
     registry = runtime.registry
-    manifests = _catalog.manifests(registry)
+    manifests = catalog.manifests(registry)
     active, shadow = registry.active_version(), registry.shadow_version()
     chosen = version or active or (manifests[0].version if manifests else None)
     selected: Manifest | None = None
     if chosen is not None:
-        selected = _catalog.manifest(registry, chosen)
+        selected = catalog.manifest(registry, chosen)
     try:
         rollback_to: str | None = registry.rollback_target()
     except RegistryError:

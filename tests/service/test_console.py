@@ -337,3 +337,19 @@ async def test_a_csrf_cookie_from_another_secret_is_replaced_not_refused_forever
             "/console/try", data={"title": "Disk full on db-1", "_csrf_token": token}, headers={"cookie": fresh}
         )
         assert answer.status_code == 200, answer.text[:300]
+
+
+async def test_models_page_shows_the_shadow_comparison(console: AsyncTestClient[Litestar], locked: Settings) -> None:
+    from service.trainer import train_version
+
+    runtime = console.app.state.runtime
+    candidate = train_version(locked, activate=False, note="shadow candidate", store=runtime.store).version
+    assert "Shadow:" not in (await console.get("/console/models")).text
+    runtime.registry.set_shadow(candidate)
+    runtime.holder.refresh()
+    await console.post(
+        "/v1/classify", json={"title": "Disk full on db-1"}, headers={"Authorization": f"Bearer {ADMIN}"}
+    )
+    page = (await console.get("/console/models")).text
+    assert f"Shadow: <code>{candidate}</code>" in page
+    assert "1 ticket decided by both" in page
