@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -12,15 +14,19 @@ from numpy.typing import NDArray
 __all__ = [
     "ConfusionScores",
     "Metrics",
+    "ReliabilityBin",
     "TeamScores",
     "ThresholdRow",
     "choose_team_thresholds",
     "choose_threshold",
     "compute_metrics",
+    "confusion_png",
     "confusion_scores",
     "evaluate_classifier",
     "expected_calibration_error",
     "plot_confusion",
+    "reliability_bins",
+    "reliability_png",
     "threshold_table",
 ]
 
@@ -45,8 +51,22 @@ class ThresholdRow(msgspec.Struct, frozen=True):
     abstained: float
 
 
+class ReliabilityBin(msgspec.Struct, frozen=True):
+    """The decisions whose confidence fell in (``lower``, ``upper``]: how many, mean confidence, accuracy."""
+
+    lower: float
+    upper: float
+    count: int
+    confidence: float
+    accuracy: float
+
+
 class Metrics(msgspec.Struct, frozen=True):
-    """Everything measured on one set of decisions against true teams."""
+    """Everything measured on one set of decisions against true teams.
+
+    ``reliability`` holds the calibration bins behind ``ece`` (empty in manifests written before
+    they were recorded).
+    """
 
     n: int
     accuracy: float
@@ -56,22 +76,39 @@ class Metrics(msgspec.Struct, frozen=True):
     confusion: list[list[int]]
     labels: list[str]
     thresholds: list[ThresholdRow]
+    reliability: list[ReliabilityBin] = []
+
+
+def reliability_bins(
+    confidence: NDArray[np.float64], correct: NDArray[np.bool_], bins: int = 10
+) -> list[ReliabilityBin]:
+    """Equal-width confidence bins that hold decisions, each with its mean confidence and accuracy."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # Bin i holds (edges[i], edges[i+1]]; a confidence of exactly 0 goes to the first bin.
+    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    found = []
+    for b in range(bins):
+        mask = index == b
+        count = int(mask.sum())
+        if count:
+            found.append(
+                ReliabilityBin(
+                    lower=float(edges[b]),
+                    upper=float(edges[b + 1]),
+                    count=count,
+                    confidence=float(confidence[mask].mean()),
+                    accuracy=float(correct[mask].mean()),
+                )
+            )
+    return found
 
 
 def expected_calibration_error(confidence: NDArray[np.float64], correct: NDArray[np.bool_], bins: int = 10) -> float:
     """ECE: the support-weighted gap between confidence and accuracy over equal-width bins."""
     if confidence.size == 0:
         return 0.0
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    # Bin i holds (edges[i], edges[i+1]]; a confidence of exactly 0 goes to the first bin.
-    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = index == b
-        count = int(mask.sum())
-        if count:
-            total += count * abs(float(correct[mask].mean()) - float(confidence[mask].mean()))
-    return total / confidence.size
+    gaps = sum(b.count * abs(b.accuracy - b.confidence) for b in reliability_bins(confidence, correct, bins))
+    return gaps / confidence.size
 
 
 def threshold_table(
@@ -185,22 +222,44 @@ def compute_metrics(labels: Sequence[str], y_true: NDArray[np.int64], proba: NDA
         confusion=confusion.tolist(),
         labels=list(labels),
         thresholds=threshold_table(confidence, correct),
+        reliability=reliability_bins(confidence, correct),
     )
 
 
-def plot_confusion(metrics: Metrics, path: Path, title: str = "Confusion matrix") -> None:
-    """Write the confusion matrix as a PNG (rows: true team, columns: predicted team)."""
-    import matplotlib
+_LABEL_CHARS = 24
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def _short(label: str) -> str:
+    return label if len(label) <= _LABEL_CHARS else label[: _LABEL_CHARS - 1] + "\u2026"
+
+
+def _figure(width: float, height: float) -> Any:
+    # The object API, not pyplot: no global figure state, so threads may render at the same time.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure: Any) -> bytes:
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def confusion_png(metrics: Metrics, title: str = "Confusion matrix") -> bytes:
+    """The confusion matrix as a PNG (rows: true team, columns: predicted team)."""
     matrix = np.array(metrics.confusion)
     k = len(metrics.labels)
-    fig, ax = plt.subplots(figsize=(1.4 * k + 2.5, 1.2 * k + 2))
+    labels = [_short(label) for label in metrics.labels]
+    figure = _figure(min(1.2 * k + 3, 16), min(1.0 * k + 2.5, 14))
+    ax = figure.add_subplot()
     ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(k), metrics.labels, rotation=30, ha="right")
-    ax.set_yticks(range(k), metrics.labels)
+    ax.set_xticks(range(k), labels, rotation=30, ha="right")
+    ax.set_yticks(range(k), labels)
     ax.set_xlabel("predicted team")
     ax.set_ylabel("true team")
     ax.set_title(f"{title}\naccuracy {metrics.accuracy:.3f}, macro-F1 {metrics.macro_f1:.3f}")
@@ -209,10 +268,46 @@ def plot_confusion(metrics: Metrics, path: Path, title: str = "Confusion matrix"
         for j in range(k):
             colour = "white" if peak and matrix[i, j] > peak / 2 else "black"
             ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=colour)
-    fig.tight_layout()
+    return _png(figure)
+
+
+def reliability_png(metrics: Metrics, title: str = "Reliability") -> bytes:
+    """The reliability diagram as a PNG: accuracy against mean confidence per bin, beside the diagonal."""
+    figure = _figure(5.5, 5.0)
+    ax = figure.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle="--", color="#555555", label="perfect calibration")
+    bins = metrics.reliability
+    if bins:
+        widths = [b.upper - b.lower for b in bins]
+        ax.bar(
+            [b.lower for b in bins],
+            [b.accuracy for b in bins],
+            width=widths,
+            align="edge",
+            color="#9ecae1",
+            edgecolor="#08519c",
+            label="accuracy in bin",
+        )
+        ax.plot(
+            [b.confidence for b in bins],
+            [b.accuracy for b in bins],
+            marker="o",
+            color="#08519c",
+            label="each bin at its mean confidence",
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("share right")
+    ax.set_title(f"{title}\nECE {metrics.ece:.3f} over {metrics.n} tickets")
+    ax.legend(loc="upper left")
+    return _png(figure)
+
+
+def plot_confusion(metrics: Metrics, path: Path, title: str = "Confusion matrix") -> None:
+    """Write the confusion matrix as a PNG file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    path.write_bytes(confusion_png(metrics, title))
 
 
 def evaluate_classifier(

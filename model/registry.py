@@ -286,8 +286,8 @@ class Registry:
         self.pointers.activate(event)
         return event
 
-    def rollback(self, actor: str = "cli") -> Activation:
-        """Return to the version that was active before the current one."""
+    def rollback_target(self) -> str:
+        """The version a rollback would return to; ``RegistryError`` when there is none."""
         current = self.active_version()
         if current is None:
             raise RegistryError("no active model to roll back from")
@@ -295,8 +295,14 @@ class Registry:
             if event.version == current and event.kind != "rollback" and event.previous:
                 if event.previous == current:
                     continue
-                return self.activate(event.previous, actor=actor, kind="rollback", reason=f"from {current}")
+                return event.previous
         raise RegistryError(f"nothing to roll back to: {current} has no earlier active version")
+
+    def rollback(self, actor: str = "cli") -> Activation:
+        """Return to the version that was active before the current one."""
+        current = self.active_version()
+        target = self.rollback_target()
+        return self.activate(target, actor=actor, kind="rollback", reason=f"from {current}")
 
     def set_shadow(self, version: str | None) -> None:
         """Run ``version`` in shadow beside the active model (None stops shadowing)."""
@@ -332,17 +338,24 @@ class Registry:
         except msgspec.DecodeError as exc:
             raise ModelIntegrityError(f"{path}: unreadable manifest ({exc}); retrain the model") from None
 
-    def list(self) -> list[Manifest]:
-        """Every stored version, newest first."""
+    def versions(self) -> list[str]:
+        """The names of every stored version (a folder with a manifest), in no particular order."""
         if not self.root.exists():
             return []
+        return [
+            child.name
+            for child in self.root.iterdir()
+            if child.is_dir() and _VERSION_RE.match(child.name) and (child / MANIFEST).exists()
+        ]
+
+    def list(self) -> list[Manifest]:
+        """Every stored version, newest first."""
         manifests = []
-        for child in self.root.iterdir():
-            if child.is_dir() and _VERSION_RE.match(child.name) and (child / MANIFEST).exists():
-                try:
-                    manifests.append(self.manifest(child.name))
-                except ModelIntegrityError:
-                    continue
+        for version in self.versions():
+            try:
+                manifests.append(self.manifest(version))
+            except ModelIntegrityError:
+                continue
         return sorted(manifests, key=lambda m: (m.created_at, m.version), reverse=True)
 
     def load(self, version: str) -> LoadedModel:

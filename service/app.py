@@ -19,6 +19,8 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from service import triage
+from service.console import console
 from service.decisions import DecisionWorker
 from service.errors import exception_handlers
 from service.jobs import TrainingJobs
@@ -59,7 +61,7 @@ def create_app(settings: Settings) -> Litestar:
         registry = registry_for(settings, store)
         holder = ModelHolder(registry, settings.max_text_chars, settings.abstain_threshold)
         await anyio.to_thread.run_sync(holder.refresh)
-        decisions = DecisionWorker(holder, store)
+        decisions = DecisionWorker(holder, store, triage_margin=settings.triage_margin)
         decisions.start()
         jobs = TrainingJobs(settings, store)
         await anyio.to_thread.run_sync(jobs.recover)
@@ -67,6 +69,7 @@ def create_app(settings: Settings) -> Litestar:
             settings=settings, registry=registry, store=store, holder=holder, decisions=decisions, jobs=jobs
         )
         watcher = asyncio.create_task(_watch_active_model(holder, settings.model_poll_seconds))
+        pruner = asyncio.create_task(triage.prune_forever(store, settings.triage_retention_days))
         # Write-backs: one HTTP client for every tracker, a worker that resumes stored rows at once.
         outbound = httpx.AsyncClient(timeout=httpx.Timeout(settings.writeback_timeout_seconds), follow_redirects=False)
         policy = RetryPolicy(
@@ -85,9 +88,10 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await worker.stop()
             await outbound.aclose()
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in (watcher, pruner):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             jobs.close()
             await anyio.to_thread.run_sync(decisions.stop)
             store.close()
@@ -99,6 +103,7 @@ def create_app(settings: Settings) -> Litestar:
             rate_limit=rule, identifier_for_request=_client_key, exclude=["/healthz", "/readyz", "/metrics"]
         )
         middleware.insert(0, limit.middleware)
+    panel = console(settings)
     app = Litestar(
         route_handlers=[
             classify,
@@ -112,7 +117,9 @@ def create_app(settings: Settings) -> Litestar:
             MetricsController,
             OutboxController,
             *(webhook_handler(kind) for kind in trackers.TRACKER_TYPES),
+            *panel.routes,
         ],
+        template_config=panel.templates,
         middleware=middleware,
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
@@ -132,6 +139,7 @@ def create_app(settings: Settings) -> Litestar:
         debug=False,
         logging_config=None,  # logging is configured by whoever runs the app (`serve`: JSON lines)
     )
+    panel.attach(app.state)
     # Around the whole router, so that unmatched paths get a request id and an access line too.
     app.asgi_handler = AccessLogMiddleware(app.asgi_handler)
     return app

@@ -23,7 +23,8 @@ from model.inference import Classifier, TicketInput
 from model.text import compose, text_sha256
 from service.metrics import count_decisions
 from service.serving import ModelHolder
-from service.store import DecisionRecord, ShadowRecord, Store, new_id
+from service.store import DecisionRecord, ShadowRecord, Store, TriageRecord, new_id
+from service.triage import triage_of
 
 __all__ = ["DecisionWorker", "Recorded", "Ticket", "record_of"]
 
@@ -48,6 +49,7 @@ class _Job:
     tickets: Sequence[Ticket]
     source: str
     refs: Sequence[str | None] | None
+    links: Sequence[str | None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     future: asyncio.Future[list[Recorded]] | None = None
     results: list[Recorded] = field(default_factory=list)
@@ -57,10 +59,11 @@ class _Job:
 class DecisionWorker:
     """The one thread that classifies and records tickets for the service."""
 
-    def __init__(self, holder: ModelHolder, store: Store, max_batch: int = 256) -> None:
+    def __init__(self, holder: ModelHolder, store: Store, max_batch: int = 256, triage_margin: float = 0.0) -> None:
         self._holder = holder
         self._store = store
         self._max_batch = max_batch
+        self._triage_margin = triage_margin
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._commits: queue.SimpleQueue[_Commit | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
@@ -85,12 +88,19 @@ class DecisionWorker:
             self._threads = []
 
     async def decide(
-        self, tickets: Sequence[Ticket], source: str, refs: Sequence[str | None] | None = None
+        self,
+        tickets: Sequence[Ticket],
+        source: str,
+        refs: Sequence[str | None] | None = None,
+        links: Sequence[str | None] | None = None,
     ) -> list[Recorded]:
-        """Classify and record ``tickets``; returns once their audit rows are committed."""
+        """Classify and record ``tickets``; returns once their audit rows are committed.
+
+        ``refs`` name the tickets in their tracker and ``links`` are their web pages, when known.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Recorded]] = loop.create_future()
-        self._queue.put(_Job(tickets, source, refs, loop=loop, future=future))
+        self._queue.put(_Job(tickets, source, refs, links, loop=loop, future=future))
         return await future
 
     def _run(self) -> None:
@@ -129,18 +139,24 @@ class DecisionWorker:
         tickets = [ticket for job in jobs for ticket in job.tickets]
         decisions = classifier.decide_many(tickets)
         records: list[DecisionRecord] = []
+        triage: list[TriageRecord] = []
+        margin = self._triage_margin
         now = time.time()
         position = 0
         for job in jobs:
             refs = job.refs or [None] * len(job.tickets)
-            for ticket, ref in zip(job.tickets, refs, strict=True):
+            links = job.links or [None] * len(job.tickets)
+            for ticket, ref, link in zip(job.tickets, refs, links, strict=True):
                 title, body = ticket[1], ticket[2]
                 decision = decisions[position]
                 position += 1
                 record = record_of(decision, job.source, compose(title, body), ref, now)
                 records.append(record)
                 job.results.append(Recorded(record.id, decision))
-        return _Commit(jobs, records, self._shadow_records(shadow, tickets, records, now))
+                row = triage_of(record.id, decision, job.source, title, body, margin, now, ref, link)
+                if row is not None:
+                    triage.append(row)
+        return _Commit(jobs, records, triage, self._shadow_records(shadow, tickets, records, now))
 
     @staticmethod
     def _shadow_records(
@@ -175,7 +191,7 @@ class DecisionWorker:
                     break
                 item.extend(extra)
             try:
-                self._store.audit.add(item.records)
+                self._store.audit.add(item.records, item.triage)
             except Exception as exc:
                 for job in item.jobs:
                     job.error = exc
@@ -198,11 +214,13 @@ class _Commit:
 
     jobs: list[_Job]
     records: list[DecisionRecord]
+    triage: list[TriageRecord]
     shadow: list[ShadowRecord]
 
     def extend(self, other: _Commit) -> None:
         self.jobs += other.jobs
         self.records += other.records
+        self.triage += other.triage
         self.shadow += other.shadow
 
 

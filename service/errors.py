@@ -59,6 +59,7 @@ __all__ = [
     "UnprocessableError",
     "UnsupportedMediaError",
     "exception_handlers",
+    "problem_of",
     "problem_response",
 ]
 
@@ -249,3 +250,17 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     HTTPException: _handle_http_exception,
     Exception: _handle_unexpected,
 }
+
+
+_problem_decoder = msgspec.json.Decoder(Problem)
+
+
+def problem_of(request: Request[Any, Any, Any], exc: Exception) -> tuple[Problem, dict[str, str]]:
+    """What the table above makes of ``exc``: its problem document and headers, for pages that show it as HTML."""
+    for kind in type(exc).__mro__:
+        handler = exception_handlers.get(kind)
+        if handler is not None:
+            response: Response[bytes] = handler(request, exc)
+            return _problem_decoder.decode(response.content), {k: str(v) for k, v in response.headers.items()}
+    response = _handle_unexpected(request, exc)  # pragma: no cover - Exception is in the table
+    return _problem_decoder.decode(response.content), {}

@@ -57,6 +57,12 @@ class Settings:
     max_ece: float = 0.05
     job_stale_seconds: float = 60.0
 
+    # the triage queue and the console
+    triage_margin: float = 0.1
+    triage_retention_days: int = 30
+    console_session_hours: float = 12.0
+    console_secure_cookies: bool = False
+
     # webhooks and write-back, for every tracker
     write_back: WriteBackMode = "label"
     insecure_webhooks: bool = False
@@ -119,6 +125,9 @@ class Settings:
                 "TICKET_ROUTER_RATE_LIMIT must be 'off' or like '100/second' (second, minute, hour or day)",
             ),
             (0.0 < self.max_ece <= 1.0, "TICKET_ROUTER_MAX_ECE must be in (0, 1]"),
+            (0.0 <= self.triage_margin <= 1.0, "TICKET_ROUTER_TRIAGE_MARGIN must be in [0, 1]"),
+            (self.triage_retention_days >= 1, "TICKET_ROUTER_TRIAGE_RETENTION_DAYS must be at least 1"),
+            (self.console_session_hours > 0, "TICKET_ROUTER_CONSOLE_SESSION_HOURS must be positive"),
             (
                 bool(self.triage_label) and not any(c.isspace() or c == "," for c in self.triage_label),
                 "TICKET_ROUTER_TRIAGE_LABEL must be one label: no spaces (Jira) and no commas (GitLab)",

@@ -14,6 +14,7 @@ from model.registry import Activation, Manifest, Registry
 from model.taxonomy import Taxonomy, TaxonomyChange, diff_taxonomies
 from model.text import fingerprint
 from model.training import TrainingParams, train
+from service.corrections import latest_per_ticket
 from service.pointers import registry_for
 from service.settings import Settings
 from service.store import CorrectionRecord, Store
@@ -67,18 +68,14 @@ def corrections_as_examples(
     Corrections without text (feedback on a decision id alone) cannot train; corrections to a
     team that is no longer in the taxonomy are dropped and counted.
     """
-    latest: dict[str, CorrectionRecord] = {}
-    for record in corrections:  # oldest first, so later ones replace earlier ones
-        if not (record.title.strip() or record.body.strip()):
-            continue
-        latest[record.ticket_ref or record.text_sha256] = record
+    latest = latest_per_ticket(corrections)
     known = set(taxonomy.ids)
     examples = [
         LabelledTicket(title=r.title, body=r.body, team=r.team, id=r.id, source=f"correction:{r.source}", weight=weight)
-        for r in latest.values()
+        for r in latest
         if r.team in known
     ]
-    return examples, sum(1 for r in latest.values() if r.team not in known)
+    return examples, sum(1 for r in latest if r.team not in known)
 
 
 def _merge(data: TrainingData, corrected: list[LabelledTicket]) -> list[LabelledTicket]:

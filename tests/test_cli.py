@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +16,8 @@ import yaml
 from click.testing import CliRunner
 
 from service.cli import main
+from service.settings import Settings
+from service.store import Store
 from tests.conftest import FIXTURES, ROOT, make_training_data
 from tests.server_kit import free_port, running_server, start_server
 from tests.test_deploy import healthcheck_command
@@ -61,6 +64,16 @@ def test_train_classify_and_models(env: dict[str, str], tmp_path: Path) -> None:
     assert code == 0 and first in output
     code, output = run(env, "models", "show", first)
     assert json.loads(output)["note"] == "first"
+
+
+def test_cli_decisions_join_the_triage_queue_with_their_text(env: dict[str, str], trained_dir: Path) -> None:
+    shutil.copytree(trained_dir / "var" / "models", Path(env["TICKET_ROUTER_DATA_DIR"]) / "models")
+    close = {**env, "TICKET_ROUTER_TRIAGE_MARGIN": "1.0"}
+    code, output = run(close, "classify", "--title", "Disk full on db-1", "--body", "writes failing")
+    assert code == 0, output
+    with Store.for_settings(Settings.from_env(close)) as store:
+        [item] = store.triage.page()
+    assert (item.decision.source, item.triage.title, item.triage.body) == ("cli", "Disk full on db-1", "writes failing")
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ def classify(ctx: click.Context, text: str | None, title: str | None, body: str 
     """Classify one ticket with the active model ('-' reads the text from standard input)."""
     from model.text import compose
     from service.decisions import record_of
+    from service.triage import triage_of
 
     if text == "-":
         text = sys.stdin.read()
@@ -39,7 +40,9 @@ def classify(ctx: click.Context, text: str | None, title: str | None, body: str 
     with Store.for_settings(settings) as store:
         loaded = registry_for(settings, store).load_active()
         decision = loaded.classifier(settings.max_text_chars, settings.abstain_threshold).decide(*parts)
-        store.audit.add([record_of(decision, "cli", compose(*parts))])
+        record = record_of(decision, "cli", compose(*parts))
+        row = triage_of(record.id, decision, "cli", *parts, settings.triage_margin, record.created_at)
+        store.audit.add([record], [row] if row is not None else [])
     if as_json:
         click.echo(msgspec.json.encode(decision).decode())
         return

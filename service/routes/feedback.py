@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 import anyio
 from litestar import get, post
 from litestar.params import Parameter
 
-from model.text import compose, text_sha256
 from service.auth import json_body_guard, token_guard
-from service.errors import NotFoundError, UnprocessableError
+from service.corrections import record_correction, trainable
 from service.openapi import problems
 from service.runtime import Runtime
 from service.schemas import FeedbackOut, FeedbackPage, FeedbackRequest
-from service.store import CorrectionRecord, new_id
+from service.store import CorrectionRecord
 
 __all__ = ["create_feedback", "list_feedback"]
 
@@ -30,44 +28,8 @@ def _out(record: CorrectionRecord) -> FeedbackOut:
         decision_id=record.decision_id,
         ticket_ref=record.ticket_ref,
         actor=record.actor,
-        trainable=bool(record.title.strip() or record.body.strip()),
+        trainable=trainable(record),
     )
-
-
-def _correction(runtime: Runtime, data: FeedbackRequest) -> CorrectionRecord:
-    """Validate against the active model's taxonomy and the audit trail, then store."""
-    teams = runtime.holder.taxonomy.ids
-    if data.team not in teams:
-        raise UnprocessableError(f"unknown team {data.team!r}; the taxonomy has {list(teams)}")
-    title, body = data.parts if (data.title or data.body or data.text) else (None, None)
-    text = compose(title, body)
-    digest = text_sha256(text)
-    previous_team = None
-    ticket_ref = data.ticket_ref
-    if data.decision_id is not None:
-        decision = runtime.store.audit.get(data.decision_id)
-        if decision is None:
-            raise NotFoundError(f"no decision {data.decision_id!r} in the audit trail")
-        if text and digest != decision.text_sha256:
-            raise UnprocessableError("the text does not match the text of that decision")
-        previous_team = decision.team
-        digest = decision.text_sha256
-        ticket_ref = ticket_ref or decision.ticket_ref
-    record = CorrectionRecord(
-        id=new_id(),
-        created_at=time.time(),
-        source="api",
-        team=data.team,
-        title=title or "",
-        body=body or "",
-        text_sha256=digest,
-        actor=data.actor,
-        previous_team=previous_team,
-        decision_id=data.decision_id,
-        ticket_ref=ticket_ref,
-    )
-    runtime.store.corrections.add(record)
-    return record
 
 
 @post(
@@ -80,7 +42,8 @@ def _correction(runtime: Runtime, data: FeedbackRequest) -> CorrectionRecord:
 )
 async def create_feedback(data: FeedbackRequest, runtime: Runtime) -> FeedbackOut:
     """Store the right team for a decision id or a ticket text; it trains the next model."""
-    record = await anyio.to_thread.run_sync(_correction, runtime, data)
+    taxonomy = runtime.holder.taxonomy
+    record = await anyio.to_thread.run_sync(record_correction, runtime.store, taxonomy, data)
     return _out(record)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import anyio
 import msgspec
 from litestar import Controller, Response, delete, get, post
@@ -15,6 +13,7 @@ from service.openapi import OptionalBodyOperation, problems
 from service.routes.catalog import summary
 from service.runtime import Runtime
 from service.schemas import ActivateRequest, JobOut, ModelDetail, ModelsResponse, ShadowReport, TrainRequest
+from service.shadow import shadow_report
 from service.store import JobConflictError, JobRecord
 from service.trainer import GateRefusedError, promote
 
@@ -150,22 +149,4 @@ class ModelsController(Controller):
 
 
 async def _report(runtime: Runtime, version: str) -> ShadowReport:
-    rows = await anyio.to_thread.run_sync(runtime.store.audit.shadow_comparisons, version)
-    counts = Counter(
-        (
-            row.active_team == row.shadow_team,
-            row.corrected_team == row.active_team,
-            row.corrected_team == row.shadow_team,
-        )
-        for row in rows
-    )
-    corrected = [row for row in rows if row.corrected_team is not None]
-    return ShadowReport(
-        version=version,
-        running=runtime.registry.shadow_version() == version,
-        decisions=len(rows),
-        agreement=(sum(v for (agree, _, _), v in counts.items() if agree) / len(rows)) if rows else None,
-        corrected=len(corrected),
-        active_right=sum(1 for row in corrected if row.corrected_team == row.active_team),
-        shadow_right=sum(1 for row in corrected if row.corrected_team == row.shadow_team),
-    )
+    return await anyio.to_thread.run_sync(shadow_report, runtime.store, runtime.registry, version)

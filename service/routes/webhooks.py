@@ -8,10 +8,8 @@ has the same shape.
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
-import anyio
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
@@ -148,14 +146,8 @@ class OutboxController(Controller):
         self, writeback_worker: WriteBackWorker, data: RetryRequest | None = None
     ) -> RetryResponse:
         """Retry failed write-backs (all, or ``ids``) now and answer with their new state (admin token)."""
-        ids = None if data is None else data.ids
-        outbox = writeback_worker.store.outbox
-        chosen = await anyio.to_thread.run_sync(lambda: outbox.retry_writebacks(time.time(), ids))
-        if chosen:
-            await writeback_worker.run_due(chosen)
-        # Report every chosen row, including any the background worker happened to claim first.
-        rows = await anyio.to_thread.run_sync(lambda: [outbox.get_writeback(i) for i in chosen])
-        return RetryResponse(retried=len(chosen), writebacks=[_writeback_out(row) for row in rows if row is not None])
+        retried, rows = await writeback_worker.retry(None if data is None else data.ids)
+        return RetryResponse(retried=retried, writebacks=[_writeback_out(row) for row in rows])
 
     @get("/webhooks/deliveries", summary="Processed webhook deliveries", sync_to_thread=True, responses=ADMIN_PROBLEMS)
     def list_deliveries(

@@ -9,6 +9,8 @@ from service.store.records import (
     JobRecord,
     ShadowComparison,
     ShadowRecord,
+    TriageItem,
+    TriageRecord,
     WritebackRecord,
     new_id,
 )
@@ -24,6 +26,8 @@ __all__ = [
     "ShadowRecord",
     "Store",
     "StoreError",
+    "TriageItem",
+    "TriageRecord",
     "WritebackRecord",
     "database_url_for",
     "new_id",

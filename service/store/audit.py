@@ -9,8 +9,9 @@ import msgspec
 import sqlalchemy as sa
 
 from service.store.database import Database
-from service.store.records import DecisionRecord, ShadowComparison, ShadowRecord
+from service.store.records import DecisionRecord, ShadowComparison, ShadowRecord, TriageRecord
 from service.store.schema import corrections, decisions, shadow_decisions
+from service.store.triage import insert_triage
 
 __all__ = ["AuditTrail"]
 
@@ -32,8 +33,11 @@ class AuditTrail:
         head, _, values = self._insert_decisions_sql.partition(" VALUES ")
         self._insert_head, self._insert_values = head, values
 
-    def add(self, records: Sequence[DecisionRecord]) -> None:
-        """Insert audit rows in one transaction."""
+    def add(self, records: Sequence[DecisionRecord], triage: Sequence[TriageRecord] = ()) -> None:
+        """Insert audit rows, and the triage rows of those a person should look at, in one transaction.
+
+        A decision for a ticket that has open triage rows supersedes them (the ticket was decided again).
+        """
         if not records:
             return
         rows = [_decision_row(r) for r in records]
@@ -41,13 +45,15 @@ class AuditTrail:
         with self.db.write() as conn:
             if keys is None:  # named parameters (PostgreSQL): the driver batches executemany itself
                 conn.exec_driver_sql(self._insert_decisions_sql, rows)
-                return
-            # Positional (SQLite): one multi-row INSERT per chunk, so the driver steps once
-            # instead of once a row (each step releases and re-takes the GIL).
-            for start in range(0, len(rows), _ROWS_PER_INSERT):
-                chunk = rows[start : start + _ROWS_PER_INSERT]
-                sql = f"{self._insert_head} VALUES {', '.join([self._insert_values] * len(chunk))}"
-                conn.exec_driver_sql(sql, tuple(row[k] for row in chunk for k in keys))
+            else:
+                # Positional (SQLite): one multi-row INSERT per chunk, so the driver steps once
+                # instead of once a row (each step releases and re-takes the GIL).
+                for start in range(0, len(rows), _ROWS_PER_INSERT):
+                    chunk = rows[start : start + _ROWS_PER_INSERT]
+                    sql = f"{self._insert_head} VALUES {', '.join([self._insert_values] * len(chunk))}"
+                    conn.exec_driver_sql(sql, tuple(row[k] for row in chunk for k in keys))
+            if triage or any(r.ticket_ref is not None for r in records):
+                insert_triage(conn, triage, records)
 
     def get(self, decision_id: str) -> DecisionRecord | None:
         """One audit row by id."""

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from service.store.database import Database
 from service.store.records import CorrectionRecord
 from service.store.schema import corrections
+from service.store.triage import resolve
 
 __all__ = ["Corrections"]
 
@@ -19,9 +20,10 @@ class Corrections:
         self.db = db
 
     def add(self, record: CorrectionRecord) -> None:
-        """Store one correction."""
+        """Store one correction; the triage rows it answers leave the queue in the same transaction."""
         with self.db.write() as conn:
             conn.execute(corrections.insert().values(**msgspec.structs.asdict(record)))
+            resolve(conn, record)
 
     def get(self, correction_id: str) -> CorrectionRecord | None:
         """One correction by id."""

@@ -55,6 +55,12 @@ class Jobs:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
         return None if row is None else _job_from_row(row)
 
+    def recent(self, limit: int = 10) -> list[JobRecord]:
+        """The newest jobs first."""
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(jobs).order_by(jobs.c.id.desc()).limit(limit)).mappings()
+            return [_job_from_row(row) for row in rows]
+
     def fail_stale(self, older_than: float) -> int:
         """Mark queued or running jobs whose heartbeat stopped before ``older_than`` as failed."""
         stale = sa.and_(

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from service.store.database import Database
 from service.store.records import WRITEBACK_OPEN, WRITEBACK_OURS, CorrectionRecord, DeliveryRecord, WritebackRecord
 from service.store.schema import corrections, webhook_deliveries, writebacks
+from service.store.triage import resolve
 
 __all__ = ["Outbox"]
 
@@ -111,6 +112,7 @@ class Outbox:
                     conn.execute(writebacks.insert().values(**msgspec.structs.asdict(writeback)))
                 if correction is not None:
                     conn.execute(corrections.insert().values(**msgspec.structs.asdict(correction)))
+                    resolve(conn, correction)
         except sa.exc.IntegrityError:
             return False
         return True

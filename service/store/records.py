@@ -18,6 +18,8 @@ __all__ = [
     "JobRecord",
     "ShadowComparison",
     "ShadowRecord",
+    "TriageItem",
+    "TriageRecord",
     "WritebackRecord",
     "new_id",
 ]
@@ -105,6 +107,33 @@ class ShadowComparison(msgspec.Struct, frozen=True):
     active_team: str
     shadow_team: str
     corrected_team: str | None
+
+
+class TriageRecord(msgspec.Struct, frozen=True):
+    """A decision a person should look at, with the ticket's text (the audit trail keeps only its hash).
+
+    ``reason`` is ``abstained`` or ``close`` (the top two teams within the triage margin);
+    ``status`` is ``open`` (in the queue), ``corrected`` (a person named the team:
+    ``correction_id``) or ``superseded`` (a newer decision for the same ticket).
+    """
+
+    decision_id: str
+    created_at: float
+    reason: str
+    title: str
+    body: str
+    status: str = "open"
+    ticket_ref: str | None = None
+    url: str | None = None
+    resolved_at: float | None = None
+    correction_id: str | None = None
+
+
+class TriageItem(msgspec.Struct, frozen=True):
+    """An open triage row with its decision."""
+
+    triage: TriageRecord
+    decision: DecisionRecord
 
 
 class DeliveryRecord(msgspec.Struct, frozen=True):

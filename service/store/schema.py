@@ -23,6 +23,7 @@ __all__ = [
     "model_versions",
     "schema_migrations",
     "shadow_decisions",
+    "triage",
     "webhook_deliveries",
     "writebacks",
 ]
@@ -157,6 +158,28 @@ activations = sa.Table(
 )
 
 
+# The texts of the decisions a person should look at (abstained, or the top two teams close):
+# the audit trail keeps only a hash, and nobody can triage a hash. Rows leave the queue when a
+# correction names their decision or ticket, or when a newer decision for the ticket supersedes
+# them, and are deleted after the triage retention.
+triage = sa.Table(
+    "triage",
+    metadata,
+    sa.Column("decision_id", sa.String(32), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("ticket_ref", sa.String(500), nullable=True, index=True),
+    sa.Column("url", sa.String(2000), nullable=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("resolved_at", sa.Float, nullable=True),
+    sa.Column("correction_id", sa.String(32), nullable=True),
+    # The queue: open rows, newest first (decision ids sort by time), read from this index alone.
+    sa.Index("ix_triage_status_decision", "status", "decision_id"),
+)
+
+
 def _m001_decisions(conn: Connection) -> None:
     decisions.create(conn, checkfirst=True)
 
@@ -179,10 +202,15 @@ def _m004_model_pointers(conn: Connection) -> None:
     )
 
 
+def _m005_triage(conn: Connection) -> None:
+    triage.create(conn, checkfirst=True)
+
+
 # (version, name, function). Append only: a released migration never changes.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "decisions audit trail", _m001_decisions),
     (2, "corrections, webhook deliveries, write-backs", _m002_corrections_deliveries_writebacks),
     (3, "training jobs and shadow decisions", _m003_jobs_and_shadow),
     (4, "model versions, pointers and activations shared by replicas", _m004_model_pointers),
+    (5, "triage queue: texts of the decisions a person should look at", _m005_triage),
 ]

@@ -32,6 +32,7 @@ __all__ = [
     "TrackerSettings",
     "TrackerType",
     "decode_payload",
+    "web_link",
 ]
 
 USER_AGENT = "ticket-router/0.1.0"
@@ -74,13 +75,14 @@ class TrackerSettings:
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """A ticket as the router sees it: reference, text, current labels and where it was filed."""
+    """A ticket as the router sees it: reference, text, labels, where it was filed and its web page."""
 
     ref: str
     title: str | None
     body: str | None
     labels: tuple[str, ...]
     repository: str | None = None
+    url: str | None = None
 
     @property
     def has_text(self) -> bool:
@@ -177,6 +179,9 @@ class Tracker(TrackerFacts, Protocol):
     def auth_headers(self) -> dict[str, str] | None:
         """The headers that authenticate us to the tracker, or None when its credentials are not set."""
 
+    def web_url(self, ticket_ref: str) -> str | None:
+        """The page where a person reads the ticket, when the reference alone says where (else None)."""
+
 
 class TrackerType(TrackerFacts, Protocol):
     """A tracker class as the registry knows it: its facts, its settings group, and how to build it."""
@@ -200,3 +205,10 @@ def decode_payload(body: bytes, kind: type[T]) -> T:
         raise InvalidPayloadError(f"the delivery does not have the expected shape: {exc}") from None
     except msgspec.DecodeError as exc:
         raise MalformedPayloadError(f"the delivery body is not valid JSON: {exc}") from None
+
+
+def web_link(url: str | None) -> str | None:
+    """``url`` when it is an http(s) address a page may link to, else None (a payload may carry anything)."""
+    if url and url.startswith(("https://", "http://")) and len(url) <= 2000 and not any(c.isspace() for c in url):
+        return url
+    return None

@@ -28,6 +28,7 @@ from service.trackers.base import (
     Ticket,
     TrackerSettings,
     decode_payload,
+    web_link,
 )
 from service.trackers.signatures import verify_hub_signature
 
@@ -169,7 +170,14 @@ class GitHub:
         issue = payload.issue
         ref = f"{NAME}:{payload.repository.full_name}#{issue.number}"
         labels = tuple(label.name for label in issue.labels)
-        ticket = Ticket(ref, issue.title, issue.body, labels, payload.repository.full_name)
+        ticket = Ticket(
+            ref,
+            issue.title,
+            issue.body,
+            labels,
+            payload.repository.full_name,
+            web_link(issue.html_url) or self.web_url(ref),
+        )
         action = payload.action
 
         def verdict(v: Ignore | Classify | Relabel) -> Interpreted:
@@ -218,6 +226,13 @@ class GitHub:
     def comment_request(self, ticket_ref: str, text: str) -> PlannedRequest:
         """An issue comment in Markdown."""
         return PlannedRequest("POST", f"{self._issue_url(ticket_ref)}/comments", {"body": text})
+
+    def web_url(self, ticket_ref: str) -> str:
+        """The issue's page: github.com for the public API, else the Enterprise host without ``/api/v3``."""
+        repo, _, number = ticket_ref.removeprefix(f"{NAME}:").rpartition("#")
+        api = self._settings.api_url.rstrip("/")
+        site = "https://github.com" if api == "https://api.github.com" else api.removesuffix("/api/v3")
+        return f"{site}/{repo}/issues/{number}"
 
     def auth_headers(self) -> dict[str, str] | None:
         """A bearer token and the REST API version we speak."""

@@ -27,6 +27,7 @@ from service.trackers.base import (
     Ticket,
     TrackerSettings,
     decode_payload,
+    web_link,
 )
 from service.trackers.signatures import signing_key, verify_gitlab_signature, verify_gitlab_token
 
@@ -203,7 +204,8 @@ class GitLab:
         ref = f"{NAME}:{payload.project.id}#{item.iid}"
         labels = payload.labels if payload.labels is not None else (item.labels or [])
         names = tuple(label.title for label in labels)
-        ticket = Ticket(ref, item.title, item.description, names, payload.project.path_with_namespace)
+        project = payload.project.path_with_namespace
+        ticket = Ticket(ref, item.title, item.description, names, project, web_link(item.url))
 
         def verdict(v: Ignore | Classify | Relabel) -> Interpreted:
             return Interpreted(event, action, ref, v)
@@ -244,6 +246,10 @@ class GitLab:
     def comment_request(self, ticket_ref: str, text: str) -> PlannedRequest:
         """A note on the issue, in Markdown."""
         return PlannedRequest("POST", f"{self._issue_url(ticket_ref)}/notes", {"body": text})
+
+    def web_url(self, ticket_ref: str) -> str | None:
+        """Unknown from the reference alone (it holds the project's number, not its path); deliveries carry it."""
+        return None
 
     def auth_headers(self) -> dict[str, str] | None:
         """The access token in ``PRIVATE-TOKEN``."""

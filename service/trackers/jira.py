@@ -28,6 +28,7 @@ from service.trackers.base import (
     Ticket,
     TrackerSettings,
     decode_payload,
+    web_link,
 )
 from service.trackers.errors import InvalidPayloadError
 from service.trackers.signatures import verify_hub_signature
@@ -164,7 +165,8 @@ class Jira:
         fields = payload.issue.fields
         ref = f"{NAME}:{payload.issue.key}"
         project = payload.issue.key.rsplit("-", 1)[0]
-        ticket = Ticket(ref, fields.summary, _text(fields.description), tuple(fields.labels), project)
+        labels = tuple(fields.labels)
+        ticket = Ticket(ref, fields.summary, _text(fields.description), labels, project, self.web_url(ref))
 
         def verdict(v: Ignore | Classify | Relabel) -> Interpreted:
             return Interpreted(event, None, ref, v)
@@ -216,6 +218,11 @@ class Jira:
             return None
         basic = base64.b64encode(f"{s.email}:{s.api_token}".encode()).decode()
         return {"Authorization": f"Basic {basic}", "Accept": "application/json", "User-Agent": USER_AGENT}
+
+    def web_url(self, ticket_ref: str) -> str | None:
+        """``{site}/browse/{key}`` when the site is configured."""
+        site = self._settings.url
+        return web_link(f"{site.rstrip('/')}/browse/{ticket_ref.removeprefix(f'{NAME}:')}") if site else None
 
 
 def _text(description: str | AdfNode | None) -> str | None:

@@ -14,7 +14,7 @@ from service.trackers.github import GitHub
 from service.trackers.gitlab import GitLab
 from service.trackers.jira import Jira
 
-__all__ = ["TRACKER_TYPES", "build", "default_settings", "names", "settings_from_env"]
+__all__ = ["TRACKER_TYPES", "build", "default_settings", "names", "owner_of", "settings_from_env"]
 
 TRACKER_TYPES: tuple[TrackerType, ...] = (GitHub, GitLab, Jira)
 
@@ -40,3 +40,11 @@ def settings_from_env(environ: Mapping[str, str]) -> dict[str, TrackerSettings]:
 def build(settings: Mapping[str, TrackerSettings]) -> dict[str, Tracker]:
     """The trackers, each built from its settings group (its defaults when ``settings`` leaves it out)."""
     return {kind.name: kind(settings.get(kind.name) or kind.settings_type()) for kind in TRACKER_TYPES}
+
+
+def owner_of(trackers: Mapping[str, Tracker], ticket_ref: str | None) -> Tracker | None:
+    """The tracker a ticket reference (``<tracker>:...``) belongs to, if it is a registered one."""
+    if not ticket_ref:
+        return None
+    name, sep, _ = ticket_ref.partition(":")
+    return trackers.get(name) if sep else None

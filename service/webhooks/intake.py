@@ -161,7 +161,8 @@ class Intake:
             return await self._raced(name, delivery_id)
         try:
             decide = [(None, ticket.title, ticket.body, ticket.repository)]
-            [recorded] = await self.decisions.decide(decide, name, [ticket.ref])
+            link = ticket.url or tracker.web_url(ticket.ref)
+            [recorded] = await self.decisions.decide(decide, name, [ticket.ref], [link])
         except BaseException:
             await anyio.to_thread.run_sync(outbox.release_delivery, name, delivery_id)
             raise

@@ -117,6 +117,19 @@ class WriteBackWorker:
         found = [await anyio.to_thread.run_sync(self.store.outbox.get_writeback, row.id) for row in rows]
         return [row for row in found if row is not None]
 
+    async def retry(self, ids: Sequence[str] | None = None) -> tuple[int, list[WritebackRecord]]:
+        """An admin's retry: make failed write-backs (all, or ``ids``) due and perform them now.
+
+        Returns how many were retried and the new state of each (including any the background
+        loop happened to claim first).
+        """
+        outbox = self.store.outbox
+        chosen = await anyio.to_thread.run_sync(lambda: outbox.retry_writebacks(time.time(), ids))
+        if chosen:
+            await self.run_due(chosen)
+        rows = await anyio.to_thread.run_sync(lambda: [outbox.get_writeback(i) for i in chosen])
+        return len(chosen), [row for row in rows if row is not None]
+
     async def _perform(self, row: WritebackRecord) -> None:
         attempts = row.attempts + 1
         try:

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pytest
 
 from model.evaluation import (
+    Metrics,
+    ReliabilityBin,
     ThresholdRow,
     choose_threshold,
     compute_metrics,
+    confusion_png,
     expected_calibration_error,
+    reliability_bins,
+    reliability_png,
     threshold_table,
 )
 
@@ -51,3 +57,32 @@ def test_metrics_per_team_and_confusion() -> None:
     assert metrics.per_team["A"].precision == pytest.approx(0.5)
     assert metrics.per_team["B"].recall == pytest.approx(2 / 3)
     assert metrics.macro_f1 == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_reliability_bins_hold_each_bins_count_confidence_and_accuracy() -> None:
+    confidence = np.array([0.95, 0.95, 0.55, 0.55, 0.0])
+    correct = np.array([True, False, True, True, False])
+    bins = reliability_bins(confidence, correct)
+    assert bins == [
+        ReliabilityBin(lower=0.0, upper=pytest.approx(0.1), count=1, confidence=0.0, accuracy=0.0),
+        ReliabilityBin(lower=0.5, upper=pytest.approx(0.6), count=2, confidence=0.55, accuracy=1.0),
+        ReliabilityBin(lower=pytest.approx(0.9), upper=1.0, count=2, confidence=0.95, accuracy=0.5),
+    ]
+    gaps = sum(b.count * abs(b.accuracy - b.confidence) for b in bins) / 5
+    assert expected_calibration_error(confidence, correct) == pytest.approx(gaps)
+
+
+def test_metrics_carry_reliability_and_old_manifests_still_decode() -> None:
+    metrics = compute_metrics(["A", "B"], np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]]))
+    assert sum(b.count for b in metrics.reliability) == 3
+    old = msgspec.to_builtins(metrics)
+    del old["reliability"]
+    assert msgspec.convert(old, Metrics).reliability == []
+
+
+def test_charts_are_png_images_even_with_long_team_names() -> None:
+    metrics = compute_metrics(["A" * 64, "B"], np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]))
+    for image in (confusion_png(metrics), reliability_png(metrics)):
+        assert image.startswith(b"\x89PNG\r\n\x1a\n")
+    empty = msgspec.structs.replace(metrics, reliability=[])
+    assert reliability_png(empty).startswith(b"\x89PNG")
