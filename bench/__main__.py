@@ -10,6 +10,7 @@ from bench.common import console
 
 BENCHMARKS = [
     "accuracy",
+    "history",
     "learning",
     "latency",
     "batch",

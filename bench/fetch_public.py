@@ -4,13 +4,14 @@ Only the addresses and our labels are kept in the repository; the tickets' texts
 their authors, so they are fetched into each set's ``texts.jsonl`` (git-ignored) when needed:
 
 - ``public_issues``: the 156 chosen, clearly owned issues (``bench/public_issues/labels.jsonl``);
-- ``real_stream``: the issues and pull requests taken as they come (``bench/real_stream/items.jsonl``).
+- ``real_stream``: the issues and pull requests taken as they come (``bench/real_stream/items.jsonl``);
+- ``org_history``: one organisation's tickets (``bench/org_history/items.jsonl``).
 
 Needs network access; ``GITHUB_TOKEN`` raises the API's rate limit (60 requests an hour without
 it). Tickets already fetched are skipped, so an interrupted run can be resumed. A pull request
 is fetched through the issues endpoint, which serves both.
 
-    python -m bench.fetch_public [public_issues|real_stream ...]   (both by default)
+    python -m bench.fetch_public [public_issues|real_stream|org_history ...]   (all by default)
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ BENCH = Path(__file__).resolve().parent
 HERE = BENCH / "public_issues"
 LABELS = HERE / "labels.jsonl"
 TEXTS = HERE / "texts.jsonl"
-SETS = {"public_issues": (HERE / "labels.jsonl", HERE), "real_stream": (BENCH / "real_stream" / "items.jsonl", None)}
+SETS = {
+    "public_issues": HERE / "labels.jsonl",
+    "real_stream": BENCH / "real_stream" / "items.jsonl",
+    "org_history": BENCH / "org_history" / "items.jsonl",
+}
 _TICKET_URL = re.compile(r"^https://github\.com/([^/]+)/([^/]+)/(?:issues|pull)/(\d+)$")
 BODY_LIMIT = 4000
 
@@ -96,7 +101,7 @@ def fetch(client: httpx.Client, address: Address) -> Text | None:
 
 def fetch_set(name: str) -> None:
     """Fetch every missing text of one set into its ``texts.jsonl``."""
-    listing, _ = SETS[name]
+    listing = SETS[name]
     texts_path = listing.parent / "texts.jsonl"
     decoder = msgspec.json.Decoder(Address)
     addresses = [decoder.decode(line) for line in listing.read_bytes().splitlines() if line.strip()]

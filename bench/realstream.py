@@ -45,9 +45,10 @@ class Item(msgspec.Struct, frozen=True):
     id: str
     url: str
     repo: str
-    kind: str
     type: str
-    split: Split
+    kind: str = ""
+    split: str = ""
+    date: str = ""
 
 
 class Label(msgspec.Struct, frozen=True):
