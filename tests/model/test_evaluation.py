@@ -86,3 +86,24 @@ def test_charts_are_png_images_even_with_long_team_names() -> None:
         assert image.startswith(b"\x89PNG\r\n\x1a\n")
     empty = msgspec.structs.replace(metrics, reliability=[])
     assert reliability_png(empty).startswith(b"\x89PNG")
+
+
+def test_team_thresholds_are_chosen_per_team_and_never_below_the_global_one() -> None:
+    from model.evaluation import choose_team_thresholds
+
+    rng = np.random.default_rng(0)
+    n = 400
+    y = rng.integers(0, 2, n)
+    confidence = rng.uniform(0.5, 1.0, n)
+    predicted = np.where(rng.uniform(size=n) < 0.5, 0, 1)
+    # Team 0's decisions are right only when confident; team 1's are always right.
+    truth = np.where(predicted == 0, np.where(confidence > 0.8, 0, 1), 1)
+    proba = np.zeros((n, 2))
+    proba[np.arange(n), predicted] = confidence
+    proba[np.arange(n), 1 - predicted] = 1 - confidence
+    del y
+    chosen = choose_team_thresholds(["A", "B"], truth, proba, 0.9, fallback=0.3)
+    assert chosen["A"] >= 0.8, "team A needs a high threshold for 90% precision"
+    assert chosen["B"] == 0.3, "team B meets the target at any threshold, but not below the global one"
+    few = choose_team_thresholds(["A", "B"], truth[:10], proba[:10], 0.9, fallback=0.45)
+    assert few == {"A": 0.45, "B": 0.45}, "too few decisions to measure: the global threshold"
