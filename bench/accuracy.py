@@ -66,9 +66,9 @@ def public_issues() -> list[LabelledTicket]:
 def run() -> dict[str, float]:
     data = load_training_data(TRAINING_DATA)
     model = train(data.taxonomy, data.examples)
-    classifier = Classifier(model.pipeline, model.teams, model.threshold, "bench", 20_000, model.team_thresholds)
+    classifier = model.classifier("bench")
     cold = train(data.taxonomy, [])
-    cold_classifier = Classifier(cold.pipeline, cold.teams, cold.threshold, "cold")
+    cold_classifier = cold.classifier("cold")
     assert model.report.cv is not None
     rows = [_row(f"{model.report.folds}-fold cross-validation", model.report.cv, model.threshold)]
     figures = {"cv_macro_f1": model.report.cv.macro_f1, "cv_ece": model.report.cv.ece, "threshold": model.threshold}

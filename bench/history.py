@@ -62,15 +62,7 @@ def run() -> dict[str, float]:
         ("+ older half as corrections (weight 3)", [_as_example(t, 3.0) for t in history]),
     ):
         model = train(data.taxonomy, [*data.examples, *extra])
-        classifier = Classifier(
-            model.pipeline,
-            model.teams,
-            model.threshold,
-            "bench",
-            20_000,
-            model.team_thresholds,
-            model.params.evidence_shrink,
-        )
+        classifier = model.classifier("bench")
         for label, decide in deciders(classifier):
             report: StreamReport = evaluate(decide, later)  # type: ignore[arg-type]
             m = report.metrics

@@ -9,17 +9,16 @@ import numpy as np
 
 from bench.common import TRAINING_DATA, console, table
 from model.dataset import load_training_data
-from model.inference import Classifier
-from model.text import compose
+from model.text import model_text
 from model.training import train
 
 
 def run() -> dict[str, float]:
     data = load_training_data(TRAINING_DATA)
     model = train(data.taxonomy, data.examples)
-    classifier = Classifier(model.pipeline, model.teams, model.threshold, "bench")
+    classifier = model.classifier("bench")
     tickets = [(t.title, t.body) for t in data.examples]
-    texts = [compose(t, b) for t, b in tickets]
+    texts = [model_text(t, b) for t, b in tickets]
 
     # Each path in its own block over every ticket (as a server runs), best of three rounds.
     def timings(call: Callable[[int], object]) -> np.ndarray:
@@ -39,7 +38,7 @@ def run() -> dict[str, float]:
 
     # Batches: 10,000 tickets, decisions with explanations against the bare predict_proba (best of three).
     batch = [tickets[i % len(tickets)] for i in range(10_000)]
-    batch_texts = [compose(t, b) for t, b in batch]
+    batch_texts = [model_text(t, b) for t, b in batch]
     items = [(str(i), t, b) for i, (t, b) in enumerate(batch)]
 
     def best_of_three(call: Callable[[], object]) -> float:

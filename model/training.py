@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 from model.dataset import LabelledTicket, dataset_sha256
 from model.errors import TrainingDataError
 from model.evaluation import Metrics, choose_team_thresholds, choose_threshold, compute_metrics, threshold_table
+from model.inference import Classifier
 from model.pipeline import PipelineParams, build_pipeline
 from model.taxonomy import Taxonomy
 
@@ -105,6 +106,18 @@ class TrainedModel:
         self.team_thresholds = report.team_thresholds
         self.params = params
         self.report = report
+
+    def classifier(self, version: str = "fresh", max_chars: int = 20_000) -> Classifier:
+        """The decision function of this model as the service would build it from its manifest."""
+        return Classifier(
+            self.pipeline,
+            self.teams,
+            self.threshold,
+            version,
+            max_chars,
+            self.team_thresholds,
+            self.params.evidence_shrink,
+        )
 
 
 def prior_documents(taxonomy: Taxonomy) -> list[tuple[str, int]]:

@@ -9,7 +9,6 @@ import msgspec
 
 from model.dataset import example_files, load_examples
 from model.evaluation import Metrics, choose_threshold, evaluate_classifier, plot_confusion
-from model.inference import Classifier
 from model.training import TrainingParams, cross_validate, train
 from service.pointers import registry_for
 from service.settings import Settings
@@ -63,15 +62,7 @@ def run_evaluation(
             label = version or "active"
         else:
             trained = train(data.taxonomy, data.examples, params)
-            classifier = Classifier(
-                trained.pipeline,
-                trained.teams,
-                trained.threshold,
-                "fresh",
-                settings.max_text_chars,
-                trained.team_thresholds,
-                trained.params.evidence_shrink,
-            )
+            classifier = trained.classifier("fresh", settings.max_text_chars)
             label = "fresh model trained on all examples"
         # The file may name teams the model does not know; those are validated against no taxonomy.
         tickets = load_examples(example_files(holdout), None)
