@@ -193,10 +193,12 @@ def real_streams(taxonomy: Taxonomy, classifier: Classifier, cold: Classifier) -
             confidence = np.array([d.confidence for d in decisions])
             correct = np.array([d.team == t.a.team for d, t in zip(decisions, labelled, strict=True)])
             curves[name] = (confidence, correct)
-        per_team += [
-            [split, team, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.support)]
-            for team, s in text.metrics.per_team.items()
-        ]
+        for team, s in text.metrics.per_team.items():
+            sent, decided, precision = text.routed_by_team[team]
+            routed = f"{sent} of {decided} at {precision:.3f}" if precision is not None else f"0 of {decided}"
+            per_team.append(
+                [split, team, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.support), routed]
+            )
         kinds.append(f"{split}: " + ", ".join(f"{kind} {share:.2f}" for kind, share in text.by_kind.items()))
     console.print(
         table(
@@ -220,7 +222,9 @@ def real_streams(taxonomy: Taxonomy, classifier: Classifier, cold: Classifier) -
             console.print(f"{row[0]}: {row[9]}")
     console.print(
         table(
-            "Real streams per team (router, text)", ["part", "team", "precision", "recall", "F1", "support"], per_team
+            "Real streams per team (router, text)",
+            ["part", "team", "precision", "recall", "F1", "support", "routed at precision"],
+            per_team,
         )
     )
     realstream.plot_reliability(curves, PICTURES / "reliability.png")

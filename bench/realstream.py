@@ -159,6 +159,8 @@ class StreamReport(msgspec.Struct, frozen=True):
     null_tickets: int
     null_abstained: float | None
     by_kind: dict[str, float]
+    # Per team the router decided for: how many it routed (of how many it decided), and their precision.
+    routed_by_team: dict[str, tuple[int, int, float | None]]
     sure_accuracy: float | None
     unsure_accuracy: float | None
 
@@ -184,6 +186,12 @@ def evaluate(decide: Decide, tickets: Sequence[StreamTicket]) -> StreamReport:
         kinds[t.item.kind] += 1
         kind_right[t.item.kind] += int(ok)
     sure = np.array([t.a.sure for t, _ in labelled])
+    routed_by_team: dict[str, tuple[int, int, float | None]] = {}
+    for team in TEAMS:
+        mine = np.array([d.team == team for _, d in labelled], dtype=bool)
+        sent = mine & routed
+        precision = float(right[sent].mean()) if sent.any() else None
+        routed_by_team[team] = (int(sent.sum()), int(mine.sum()), precision)
     return StreamReport(
         metrics=metrics,
         team_or_alt=float(defensible.mean()) if labelled else 0.0,
@@ -195,6 +203,7 @@ def evaluate(decide: Decide, tickets: Sequence[StreamTicket]) -> StreamReport:
         null_tickets=len(nulls),
         null_abstained=float(np.mean([d.abstained for d in nulls])) if nulls else None,
         by_kind={kind: kind_right[kind] / count for kind, count in sorted(kinds.items())},
+        routed_by_team=routed_by_team,
         sure_accuracy=float(right[sure].mean()) if sure.any() else None,
         unsure_accuracy=float(right[~sure].mean()) if (~sure).any() else None,
     )
