@@ -140,22 +140,24 @@ class OutboxController(Controller):
         "/writebacks/retry",
         summary="Retry failed write-backs now",
         guards=[json_body_guard],
-        status_code=200,
+        status_code=202,
         responses=problems(400, 401, 403, 415, 422, 503),
         operation_class=OptionalBodyOperation,
     )
     async def retry_writebacks(
         self, writeback_worker: WriteBackWorker, data: RetryRequest | None = None
     ) -> RetryResponse:
-        """Retry failed write-backs (all, or ``ids``) now and answer with their new state (admin token)."""
+        """Make failed write-backs (all, or ``ids``) due now and answer at once with what was scheduled (admin token).
+
+        The write-back worker sends them in the background; ``GET /v1/writebacks`` shows how they went.
+        """
         ids = None if data is None else data.ids
         outbox = writeback_worker.store.outbox
         chosen = await anyio.to_thread.run_sync(lambda: outbox.retry_writebacks(time.time(), ids))
         if chosen:
-            await writeback_worker.run_due(chosen)
-        # Report every chosen row, including any the background worker happened to claim first.
+            writeback_worker.wake()
         rows = await anyio.to_thread.run_sync(lambda: [outbox.get_writeback(i) for i in chosen])
-        return RetryResponse(retried=len(chosen), writebacks=[_writeback_out(row) for row in rows if row is not None])
+        return RetryResponse(scheduled=len(chosen), writebacks=[_writeback_out(row) for row in rows if row is not None])
 
     @get("/webhooks/deliveries", summary="Processed webhook deliveries", sync_to_thread=True, responses=ADMIN_PROBLEMS)
     def list_deliveries(

@@ -28,6 +28,7 @@ from service.trackers.base import (
     TrackerSettings,
     decode_payload,
 )
+from service.trackers.errors import InvalidPayloadError
 from service.trackers.signatures import signing_key, verify_gitlab_signature, verify_gitlab_token
 
 __all__ = ["GitLab", "GitLabIssueEvent", "GitLabSettings"]
@@ -76,7 +77,8 @@ class GitLabSettings(TrackerSettings):
 
 # -- payloads: only the fields we read, unknown fields ignored -----------------------------------
 
-IssueNumber = Annotated[int, Meta(ge=1)]
+# Project ids and issue iids are numbers: nothing else may reach a URL that carries our token.
+IssueNumber = Annotated[int, Meta(ge=1, le=2_147_483_647)]
 
 
 class GitLabUser(msgspec.Struct):
@@ -94,7 +96,7 @@ class GitLabLabel(msgspec.Struct):
 class GitLabProject(msgspec.Struct):
     """The project the issue or work item belongs to."""
 
-    id: Annotated[int, Meta(ge=1)]
+    id: IssueNumber
     path_with_namespace: str | None = None
 
 
@@ -228,8 +230,15 @@ class GitLab:
         return verdict(Ignore("the update changed neither the title nor the description"))
 
     def _issue_url(self, ticket_ref: str) -> str:
+        """``{base}/api/v4/projects/{id}/issues/{iid}``, both numbers checked again."""
         project, _, iid = ticket_ref.removeprefix(f"{NAME}:").rpartition("#")
+        if not (ticket_ref.startswith(f"{NAME}:") and _number(project) and _number(iid)):
+            raise InvalidPayloadError(f"not a GitLab issue reference: {ticket_ref[:100]!r}")
         return f"{self._settings.url.rstrip('/')}/api/v4/projects/{project}/issues/{iid}"
+
+    def target(self, ticket_ref: str) -> str:
+        """The project, ``gitlab:<id>``."""
+        return ticket_ref.rpartition("#")[0]
 
     def label_requests(self, ticket_ref: str, add: str | None, remove: list[str]) -> list[PlannedRequest]:
         """One PUT that adds and removes labels together."""
@@ -240,15 +249,21 @@ class GitLab:
             body["remove_labels"] = ",".join(remove)
         return [PlannedRequest("PUT", self._issue_url(ticket_ref), body)] if body else []
 
-    def comment_request(self, ticket_ref: str, text: str) -> PlannedRequest:
-        """A note on the issue, in Markdown."""
-        return PlannedRequest("POST", f"{self._issue_url(ticket_ref)}/notes", {"body": text})
+    def comment_request(self, ticket_ref: str, text: str, marker: str) -> PlannedRequest:
+        """A note on the issue, in Markdown; the probe lists the newest notes."""
+        notes = f"{self._issue_url(ticket_ref)}/notes"
+        probe = f"{notes}?sort=desc&order_by=created_at&per_page=100"
+        return PlannedRequest("POST", notes, {"body": text}, marker=marker, probe=probe)
 
     def auth_headers(self) -> dict[str, str] | None:
         """The access token in ``PRIVATE-TOKEN``."""
         if not self._settings.token:
             return None
         return {"PRIVATE-TOKEN": self._settings.token, "User-Agent": USER_AGENT}
+
+
+def _number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 0 < len(text) <= 10 and text[0] != "0"
 
 
 def _added(previous: list[GitLabLabel], current: list[GitLabLabel]) -> tuple[str, ...]:

@@ -69,9 +69,9 @@ class RetryRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class RetryResponse(msgspec.Struct):
-    """The write-backs retried, in their state after this attempt."""
+    """The write-backs scheduled for a retry now (status ``pending``); the worker sends them in the background."""
 
-    retried: int
+    scheduled: int
     writebacks: list[WritebackOut]
 
 
