@@ -1,6 +1,6 @@
 """Persistent state in SQLite (default) or PostgreSQL; see ``store.Store``."""
 
-from service.store.database import StoreError, database_url_for
+from service.store.database import StoreDataError, StoreError, database_url_for
 from service.store.jobs import JobConflictError
 from service.store.records import (
     CorrectionRecord,
@@ -23,6 +23,7 @@ __all__ = [
     "ShadowComparison",
     "ShadowRecord",
     "Store",
+    "StoreDataError",
     "StoreError",
     "WritebackRecord",
     "database_url_for",
