@@ -85,6 +85,7 @@ def serve(
         "TICKET_ROUTER_TRAINING_DATA": str(TRAINING_DATA),
         "TICKET_ROUTER_LOG_LEVEL": "warning",
         "TICKET_ROUTER_RATE_LIMIT": "off",  # one loopback client measures throughput, not the limiter
+        "TICKET_ROUTER_AUTH_FAILURE_LIMIT": "off",
         **(extra_env or {}),
     }
     if factory is None:

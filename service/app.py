@@ -27,6 +27,7 @@ from service.jobs import TrainingJobs
 from service.limits import ConcurrencyLimit
 from service.logs import AccessLogMiddleware
 from service.metrics import forget_dead_workers
+from service.openapi import components
 from service.pointers import registry_for
 from service.ratelimit import Budget, RateLimit
 from service.routes.catalog import list_teams
@@ -131,6 +132,7 @@ def create_app(settings: Settings) -> Litestar:
             description="Routes engineering tickets to the owning team, with a calibrated score for every team.",
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            components=components(),
         ),
         debug=False,
         logging_config=None,  # logging is configured by whoever runs the app (`serve`: JSON lines)

@@ -21,7 +21,7 @@ from litestar.params import Parameter
 
 from service.auth import admin_guard, json_body_guard
 from service.metrics import WEBHOOK_EVENTS
-from service.openapi import OptionalBodyOperation, problems
+from service.openapi import ADMIN_TOKEN, OptionalBodyOperation, problems
 from service.runtime import Runtime
 from service.store import DeliveryRecord, WritebackRecord
 from service.trackers.base import TrackerType
@@ -124,7 +124,7 @@ class OutboxController(Controller):
     tags = ["webhooks"]  # noqa: RUF012 - Litestar reads these as class attributes
     guards = [admin_guard]  # noqa: RUF012
 
-    @get("/writebacks", summary="Write-backs", sync_to_thread=True, responses=ADMIN_PROBLEMS)
+    @get("/writebacks", summary="Write-backs", sync_to_thread=True, security=ADMIN_TOKEN, responses=ADMIN_PROBLEMS)
     def list_writebacks(
         self,
         runtime: Runtime,
@@ -141,6 +141,7 @@ class OutboxController(Controller):
         summary="Retry failed write-backs now",
         guards=[json_body_guard],
         status_code=202,
+        security=ADMIN_TOKEN,
         responses=problems(400, 401, 403, 415, 422, 503),
         operation_class=OptionalBodyOperation,
     )
@@ -159,7 +160,13 @@ class OutboxController(Controller):
         rows = await anyio.to_thread.run_sync(lambda: [outbox.get_writeback(i) for i in chosen])
         return RetryResponse(scheduled=len(chosen), writebacks=[_writeback_out(row) for row in rows if row is not None])
 
-    @get("/webhooks/deliveries", summary="Processed webhook deliveries", sync_to_thread=True, responses=ADMIN_PROBLEMS)
+    @get(
+        "/webhooks/deliveries",
+        summary="Processed webhook deliveries",
+        sync_to_thread=True,
+        security=ADMIN_TOKEN,
+        responses=ADMIN_PROBLEMS,
+    )
     def list_deliveries(
         self,
         runtime: Runtime,

@@ -81,8 +81,8 @@ _REF = re.compile(rf"^{NAME}:({_OWNER})/({_REPO})#([1-9][0-9]{{0,9}})$")
 class GitHubUser(msgspec.Struct):
     """The account that caused the event; ``type`` is ``Bot`` for apps."""
 
-    login: str = ""
-    type: str = "User"
+    login: Annotated[str, Meta(max_length=200)] = ""
+    type: Annotated[str, Meta(max_length=50)] = "User"
 
 
 class GitHubLabel(msgspec.Struct):

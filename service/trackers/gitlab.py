@@ -84,7 +84,7 @@ IssueNumber = Annotated[int, Meta(ge=1, le=2_147_483_647)]
 class GitLabUser(msgspec.Struct):
     """The account that caused the event."""
 
-    username: str = ""
+    username: Annotated[str, Meta(max_length=200)] = ""
 
 
 class GitLabLabel(msgspec.Struct):

@@ -80,9 +80,9 @@ _KEY = re.compile(KEY_PATTERN)
 class JiraUser(msgspec.Struct, rename="camel"):
     """The account that caused the event; ``account_type`` is ``app`` for apps."""
 
-    account_id: str | None = None
+    account_id: Annotated[str, Meta(max_length=200)] | None = None
     account_type: str | None = None
-    display_name: str | None = None
+    display_name: Annotated[str, Meta(max_length=200)] | None = None
 
 
 class JiraFields(msgspec.Struct):
