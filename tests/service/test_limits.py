@@ -10,6 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.auth import TokenBook
+from service.forwarded import ForwardedMiddleware, TrustedProxies
 from service.ratelimit import Budget, RateLimit
 from service.settings import Settings
 
@@ -118,3 +119,26 @@ def test_a_budget_refills_at_its_rate() -> None:
     assert [budget.spend("k") for _ in range(3)] == [0.0, 0.0, pytest.approx(5.0)]
     now[0] = 5.0
     assert budget.spend("k") == 0.0, "one unit back after period / count"
+
+
+@pytest.mark.parametrize(
+    ("trusted", "peer", "forwarded", "client"),
+    [
+        ("127.0.0.1", "127.0.0.1", "203.0.113.7", "203.0.113.7"),
+        ("127.0.0.1", "127.0.0.1", "198.51.100.1, 203.0.113.7", "203.0.113.7"),  # the right-most untrusted hop
+        ("127.0.0.1,10.0.0.0/8", "10.1.2.3", "203.0.113.7, 10.9.9.9", "203.0.113.7"),
+        ("127.0.0.1", "198.51.100.9", "203.0.113.7", "198.51.100.9"),  # an untrusted peer cannot pick its address
+        ("*", "198.51.100.9", "203.0.113.7, 10.0.0.1", "203.0.113.7"),
+    ],
+)
+async def test_the_client_address_comes_from_a_trusted_proxy_only(
+    trusted: str, peer: str, forwarded: str, client: str
+) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["client"][0])
+
+    scope = {"type": "http", "client": (peer, 1234), "headers": [(b"x-forwarded-for", forwarded.encode())]}
+    await ForwardedMiddleware(app, TrustedProxies(trusted))(scope, None, None)  # type: ignore[arg-type]
+    assert seen == [client]
