@@ -144,9 +144,11 @@ class LoadResult:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms.size else float("nan")
 
 
-def http_request(method: str, path: str, body: bytes = b"", content_type: str = "application/json") -> bytes:
-    """One raw HTTP/1.1 keep-alive request."""
-    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n"
+def http_request(
+    method: str, path: str, body: bytes = b"", content_type: str = "application/json", headers: str = ""
+) -> bytes:
+    """One raw HTTP/1.1 keep-alive request (``headers``: extra header lines, each ending in CRLF)."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n{headers}"
     if body or method == "POST":
         head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
     return head.encode() + b"\r\n" + body
@@ -261,7 +263,7 @@ class IdleProbe:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms.size else float("nan")
 
 
-async def _idle_probe(port: int, connections: int, seconds: float, clients: int) -> IdleProbe:
+async def _idle_probe(port: int, connections: int, seconds: float, clients: int, headers: str) -> IdleProbe:
     """Open slow connections (a request line, then one header every 2 s), classify meanwhile from others."""
     closed = 0
     opened = 0
@@ -293,7 +295,7 @@ async def _idle_probe(port: int, connections: int, seconds: float, clients: int)
     statuses: dict[int | str, int] = {}
     latencies: list[float] = []
     body = b'{"title": "p99 latency above 2s on checkout", "body": "Grafana shows 503s"}'
-    request = http_request("POST", "/v1/classify", body)
+    request = http_request("POST", "/v1/classify", body, headers=headers)
 
     async def client() -> None:
         await asyncio.sleep(1.0)  # let the slow connections pile up first
@@ -319,11 +321,11 @@ async def _idle_probe(port: int, connections: int, seconds: float, clients: int)
     return IdleProbe(connections, opened, statuses, np.asarray(latencies), closed, time.perf_counter() - began)
 
 
-def idle_probe(port: int, connections: int, seconds: float = 14.0, clients: int = 4) -> IdleProbe:
+def idle_probe(port: int, connections: int, seconds: float = 14.0, clients: int = 4, headers: str = "") -> IdleProbe:
     """``connections`` connections that never finish their headers, and what classify clients see meanwhile."""
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < connections + 256:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, connections + 1024), hard))
-    return asyncio.run(_idle_probe(port, connections, seconds, clients))
+    return asyncio.run(_idle_probe(port, connections, seconds, clients, headers))

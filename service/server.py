@@ -14,10 +14,12 @@ enforced by the app (``service/limits.py``).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import resource
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +64,8 @@ def run_server(settings: Settings, target: str = TARGET) -> None:
     )
     os.environ[PARENT_VARIABLE] = str(os.getpid())
     with _metrics_dir(settings.workers):
+        # Imported once here, the workers forked from this process start without importing it again.
+        importlib.import_module(target.partition(":")[0])
         server.serve()
 
 
@@ -75,6 +79,8 @@ def _metrics_dir(workers: int) -> Iterator[None]:
     if workers < 2:
         yield
         return
+    if "prometheus_client" in sys.modules:  # it picks its storage when first imported: too late now
+        raise RuntimeError("prometheus_client was imported before its multiprocess directory was set")
     folder = Path(tempfile.mkdtemp(prefix="ticket-router-metrics-"))
     os.environ[METRICS_DIR_VARIABLE] = str(folder)
     try:
