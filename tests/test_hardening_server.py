@@ -90,8 +90,11 @@ def test_the_concurrency_limit_counts_requests_in_progress(server: tuple[str, su
     try:
         for sock in busy:  # two requests in progress: headers in, body still coming
             sock.sendall(head % len(body) + body[:10])
-        time.sleep(0.5)
         refused = httpx.post(f"{url}/v1/classify", json={"title": "Disk full"}, timeout=5)
+        deadline = time.monotonic() + 15
+        while refused.status_code == 200 and time.monotonic() < deadline:  # until the server has both in hand
+            time.sleep(0.1)
+            refused = httpx.post(f"{url}/v1/classify", json={"title": "Disk full"}, timeout=5)
         assert refused.status_code == 503
         assert refused.headers["content-type"] == "application/problem+json"
         assert refused.headers["retry-after"] == "1"
@@ -117,16 +120,23 @@ def test_a_client_that_disconnects_mid_body_is_a_499_at_info_level_never_a_5xx(
             head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n"
             sock.sendall(head.encode() + b'Authorization: Bearer hardening-admin\r\n\r\n{"title": "half a bo')
             time.sleep(0.3)
-    time.sleep(0.5)
-    metrics = httpx.get(f"{url}/metrics").text
-    served = {
-        (sample.labels["path"], sample.labels["status_code"]): sample.value
-        for family in text_string_to_metric_families(metrics)
-        for sample in family.samples
-        if sample.name == "ticket_router_requests_total"
-    }
-    assert not [key for key in served if key[1].startswith("5")], served
-    assert {path: served.get((path, "499")) for path in paths} == dict.fromkeys(paths, 1.0)
+
+    def served() -> dict[tuple[str, str], float]:
+        metrics = httpx.get(f"{url}/metrics").text
+        return {
+            (sample.labels["path"], sample.labels["status_code"]): sample.value
+            for family in text_string_to_metric_families(metrics)
+            for sample in family.samples
+            if sample.name == "ticket_router_requests_total"
+        }
+
+    deadline = time.monotonic() + 15
+    while sum(v for (_, status), v in served().items() if status == "499") < len(paths):
+        assert time.monotonic() < deadline, served()
+        time.sleep(0.2)
+    counts = served()
+    assert not [key for key in counts if key[1].startswith("5")], counts
+    assert {path: counts.get((path, "499")) for path in paths} == dict.fromkeys(paths, 1.0)
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert not [line for line in lines if line["level"] in ("error", "critical")], "nothing logged as an error"
     assert sum(1 for line in lines if line.get("status") == 499 and line["level"] == "info") == len(paths)

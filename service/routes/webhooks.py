@@ -171,7 +171,7 @@ class OutboxController(Controller):
         self,
         runtime: Runtime,
         tracker: str | None = None,
-        outcome: Annotated[str | None, Parameter(description="classified, ignored or correction")] = None,
+        outcome: Annotated[str | None, Parameter(description="classified, ignored, correction or duplicate")] = None,
         limit: Limit = 100,
     ) -> DeliveriesResponse:
         """Deliveries with their outcome and reason, newest first (admin token)."""
