@@ -20,6 +20,7 @@ BENCHMARKS = [
     "loadtest",
     "replicas",
     "console",
+    "adversarial",
 ]
 
 

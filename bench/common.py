@@ -75,9 +75,13 @@ class Server:
 
 @contextlib.contextmanager
 def serve(
-    data_dir: Path, workers: int = 1, extra_env: dict[str, str] | None = None, factory: str | None = None
+    data_dir: Path,
+    workers: int = 1,
+    extra_env: dict[str, str] | None = None,
+    factory: str | None = None,
+    server: str = "granian",
 ) -> Iterator[Server]:
-    """Start ``ticket-router serve`` (or uvicorn with the same settings on ``factory``); wait for /readyz."""
+    """Start ``ticket-router serve`` (or ``server`` on the app ``factory``, same settings); wait for /readyz."""
     port = free_port()
     env = {
         **os.environ,
@@ -85,14 +89,16 @@ def serve(
         "TICKET_ROUTER_TRAINING_DATA": str(TRAINING_DATA),
         "TICKET_ROUTER_LOG_LEVEL": "warning",
         "TICKET_ROUTER_RATE_LIMIT": "off",  # one loopback client measures throughput, not the limiter
+        "TICKET_ROUTER_AUTH_FAILURE_LIMIT": "off",
+        "TICKET_ROUTER_PORT": str(port),
+        "TICKET_ROUTER_WORKERS": str(workers),
         **(extra_env or {}),
     }
     if factory is None:
         command = [str(Path(sys.executable).parent / "ticket-router"), "serve", "--port", str(port)]
         command += ["--workers", str(workers)]
     else:
-        command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--port", str(port)]
-        command += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+        command = [sys.executable, "-m", "bench.serve_app", server, factory]
     started = time.perf_counter()
     process = subprocess.Popen(
         command,
@@ -138,9 +144,11 @@ class LoadResult:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms.size else float("nan")
 
 
-def http_request(method: str, path: str, body: bytes = b"", content_type: str = "application/json") -> bytes:
-    """One raw HTTP/1.1 keep-alive request."""
-    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n"
+def http_request(
+    method: str, path: str, body: bytes = b"", content_type: str = "application/json", headers: str = ""
+) -> bytes:
+    """One raw HTTP/1.1 keep-alive request (``headers``: extra header lines, each ending in CRLF)."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n{headers}"
     if body or method == "POST":
         head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
     return head.encode() + b"\r\n" + body
@@ -230,3 +238,94 @@ def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
     for row in rows:
         result.add_row(*row)
     return result
+
+
+@dataclass
+class IdleProbe:
+    """What other clients saw while ``connections`` slow connections were open."""
+
+    connections: int
+    opened: int
+    statuses: dict[int | str, int]
+    latencies_ms: np.ndarray
+    closed_by_server: int
+    seconds: float
+
+    @property
+    def ok(self) -> int:
+        return self.statuses.get(200, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.statuses.values())
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms.size else float("nan")
+
+
+async def _idle_probe(port: int, connections: int, seconds: float, clients: int, headers: str) -> IdleProbe:
+    """Open slow connections (a request line, then one header every 2 s), classify meanwhile from others."""
+    closed = 0
+    opened = 0
+    stop = time.monotonic() + seconds
+
+    async def slow() -> None:
+        nonlocal closed, opened
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return
+        opened += 1
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        try:
+            while time.monotonic() < stop:
+                writer.write(b"X-Slow: 1\r\n")
+                await writer.drain()
+                try:
+                    if not await asyncio.wait_for(reader.read(1024), 2.0):
+                        closed += 1
+                        return
+                except TimeoutError:
+                    continue
+        except (ConnectionError, OSError):
+            closed += 1
+        finally:
+            writer.close()
+
+    statuses: dict[int | str, int] = {}
+    latencies: list[float] = []
+    body = b'{"title": "p99 latency above 2s on checkout", "body": "Grafana shows 503s"}'
+    request = http_request("POST", "/v1/classify", body, headers=headers)
+
+    async def client() -> None:
+        await asyncio.sleep(1.0)  # let the slow connections pile up first
+        reader = writer = None
+        while time.monotonic() < stop - 0.5:
+            sent = time.perf_counter()
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                assert reader is not None
+                writer.write(request)
+                status: int | str = await asyncio.wait_for(_read_response(reader), 10)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+                status, writer = exc.__class__.__name__, None
+            latencies.append((time.perf_counter() - sent) * 1000)
+            statuses[status] = statuses.get(status, 0) + 1
+            await asyncio.sleep(0.02)
+        if writer is not None:
+            writer.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(slow() for _ in range(connections)), *(client() for _ in range(clients)))
+    return IdleProbe(connections, opened, statuses, np.asarray(latencies), closed, time.perf_counter() - began)
+
+
+def idle_probe(port: int, connections: int, seconds: float = 14.0, clients: int = 4, headers: str = "") -> IdleProbe:
+    """``connections`` connections that never finish their headers, and what classify clients see meanwhile."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < connections + 256:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, connections + 1024), hard))
+    return asyncio.run(_idle_probe(port, connections, seconds, clients, headers))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from litestar import Litestar, post
 
 from service.app import create_app
+from service.lifeline import die_with_parent, parent_from_environment
 from service.schemas import ClassifyRequest
 from service.settings import Settings
 
@@ -21,6 +22,9 @@ async def echo(data: ClassifyRequest) -> dict[str, str]:
 
 def app() -> Litestar:
     """The benchmarked app: the real one, with the trivial endpoint added."""
+    parent = parent_from_environment()
+    if parent is not None:
+        die_with_parent(parent)
     application = create_app(Settings.from_env())
     application.register(echo)
     return application

@@ -1,6 +1,6 @@
 """Scale-out: two replicas behind one port on loopback against one, sharing one PostgreSQL database.
 
-Both replica processes accept on one shared listening socket, so the kernel spreads the
+Both replica processes listen on one port (SO_REUSEPORT), so the kernel spreads the
 connections between them (a stand-in for the load balancer). Needs PostgreSQL (the server on
 127.0.0.1:5432, or TICKET_ROUTER_TEST_DATABASE_URL); prints why it skipped otherwise.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from bench.common import TRAINING_DATA, console, load, table, trained_data_dir
+from bench.common import TRAINING_DATA, console, free_port, load, table, trained_data_dir
 from bench.http import classify_requests
 
 PG_URL = os.environ.get("TICKET_ROUTER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -39,16 +38,11 @@ def fresh_database() -> Iterator[str]:
 
 @contextlib.contextmanager
 def replicas(count: int, env: dict[str, str]) -> Iterator[int]:
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1024)
-    port = listener.getsockname()[1]
-    fd = listener.fileno()
-    command = [str(Path(sys.executable).parent / "ticket-router"), "serve", "--fd", str(fd)]
+    """``count`` servers on one port: each binds it with SO_REUSEPORT and the kernel spreads connections."""
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "ticket-router"), "serve", "--port", str(port)]
     processes = [
-        subprocess.Popen(command, env=env, pass_fds=(fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(count)
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)
     ]
     try:
         deadline = time.monotonic() + 60
@@ -65,7 +59,6 @@ def replicas(count: int, env: dict[str, str]) -> Iterator[int]:
             process.terminate()
         for process in processes:
             process.wait(timeout=20)
-        listener.close()
 
 
 def run(duration: float = 10.0, concurrency: int = 32) -> dict[str, float]:

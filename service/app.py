@@ -4,35 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
+import os
 import sys
+import threading
 from collections.abc import AsyncIterator
-from typing import Any
 
 import anyio
 import httpx
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.di import Provide
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
+from litestar.types import Middleware
 
 from service import triage
+from service.auth import TokenBook
 from service.console import console
 from service.decisions import DecisionWorker
 from service.errors import exception_handlers
+from service.forwarded import ForwardedMiddleware, TrustedProxies
 from service.jobs import TrainingJobs
+from service.limits import ConcurrencyLimit
 from service.logs import AccessLogMiddleware
+from service.metrics import forget_dead_workers
+from service.openapi import components
 from service.pointers import registry_for
+from service.ratelimit import Budget, RateLimit
 from service.routes.catalog import list_teams
 from service.routes.classify import classify, classify_batch
 from service.routes.feedback import create_feedback, list_feedback
-from service.routes.health import healthz, readyz
+from service.routes.health import healthz, metrics, readyz
 from service.routes.models import ModelsController
 from service.routes.webhooks import OutboxController, provide_intake, provide_writebacks, webhook_handler
 from service.runtime import Runtime, provide_runtime
+from service.server import METRICS_DIR_VARIABLE
 from service.serving import ModelHolder
 from service.settings import Settings
 from service.store import Store
@@ -57,6 +64,9 @@ def create_app(settings: Settings) -> Litestar:
         # The decision worker shares the GIL with the event loop; a shorter switch interval
         # lets it take the GIL back promptly after SQLite releases it (measured: +5-10%).
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+        metrics_dir = os.environ.get(METRICS_DIR_VARIABLE)
+        if metrics_dir:  # a worker replacing one that was killed: the dead one's gauges go now
+            forget_dead_workers(metrics_dir)
         store = await anyio.to_thread.run_sync(Store.for_settings, settings)
         registry = registry_for(settings, store)
         holder = ModelHolder(registry, settings.max_text_chars, settings.abstain_threshold)
@@ -92,17 +102,11 @@ def create_app(settings: Settings) -> Litestar:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            jobs.close()
+            await jobs.close()
             await anyio.to_thread.run_sync(decisions.stop)
             store.close()
+            _stop_idle_worker_threads()
 
-    middleware = [PrometheusConfig(app_name="ticket-router", prefix="ticket_router", group_path=True).middleware]
-    rule = settings.rate_limit_rule
-    if rule is not None:
-        limit = RateLimitConfig(
-            rate_limit=rule, identifier_for_request=_client_key, exclude=["/healthz", "/readyz", "/metrics"]
-        )
-        middleware.insert(0, limit.middleware)
     panel = console(settings)
     app = Litestar(
         route_handlers=[
@@ -114,13 +118,13 @@ def create_app(settings: Settings) -> Litestar:
             list_feedback,
             healthz,
             readyz,
-            MetricsController,
+            metrics,
             OutboxController,
             *(webhook_handler(kind) for kind in trackers.TRACKER_TYPES),
             *panel.routes,
         ],
         template_config=panel.templates,
-        middleware=middleware,
+        middleware=_middleware(settings),
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
             "webhook_intake": Provide(provide_intake, sync_to_thread=False),
@@ -135,29 +139,50 @@ def create_app(settings: Settings) -> Litestar:
             description="Routes engineering tickets to the owning team, with a calibrated score for every team.",
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            components=components(),
         ),
         debug=False,
         logging_config=None,  # logging is configured by whoever runs the app (`serve`: JSON lines)
     )
     panel.attach(app.state)
-    # Around the whole router, so that unmatched paths get a request id and an access line too.
-    app.asgi_handler = AccessLogMiddleware(app.asgi_handler)
+    # Around the whole router, so that unmatched paths get a request id and an access line too; the
+    # client address comes from a trusted proxy's X-Forwarded-For before anything reads it.
+    app.asgi_handler = ForwardedMiddleware(
+        AccessLogMiddleware(app.asgi_handler), TrustedProxies(settings.forwarded_allow_ips)
+    )
     return app
 
 
-class MetricsController(PrometheusController):
-    """Prometheus metrics at /metrics (every worker's, with several processes)."""
+def _middleware(settings: Settings) -> list[Middleware]:
+    """Metrics outermost (they count refusals too), then the rate limits, then the limit of work in progress."""
+    middleware: list[Middleware] = [
+        PrometheusConfig(app_name="ticket-router", prefix="ticket_router", group_path=True).middleware
+    ]
+    requests, failures = settings.rate_limit_rule, settings.auth_failure_rule
+    if requests is not None or failures is not None:
+        keys = settings.rate_limit_clients
+        middleware.append(
+            RateLimit(
+                TokenBook(settings.api_tokens, settings.admin_token),
+                Budget(*requests, keys) if requests else None,
+                Budget(*failures, keys) if failures else None,
+            )
+        )
+    middleware.append(ConcurrencyLimit(settings.max_concurrency))
+    return middleware
 
-    path = "/metrics"
-    include_in_schema = False
 
+def _stop_idle_worker_threads() -> None:
+    """Stop AnyIO's idle worker threads: they are not daemons, and the process could not exit.
 
-def _client_key(request: Request[Any, Any, Any]) -> str:
-    """Rate limits apply per token when one is sent, else per client address (never storing the token)."""
-    token = request.headers.get("authorization")
-    if token:
-        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
-    return "address:" + (request.client.host if request.client else "unknown")
+    AnyIO stops them when the task it takes for the event loop's root ends; under granian that
+    task can outlive the app, and the worker process then hangs at exit instead of stopping.
+    """
+    for thread in threading.enumerate():
+        stop = getattr(thread, "stop", None)
+        if thread.name == "AnyIO worker thread" and callable(stop):
+            with contextlib.suppress(Exception):
+                stop()
 
 
 async def _watch_active_model(holder: ModelHolder, interval: float) -> None:

@@ -11,7 +11,9 @@ are refused, since nobody could be authorised to use them.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+from collections.abc import Sequence
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -21,25 +23,57 @@ from service.errors import ForbiddenError, NotAuthenticatedError, UnsupportedMed
 from service.runtime import Runtime
 
 __all__ = [
+    "TokenBook",
     "access_guard",
     "admin_guard",
     "api_guard",
     "bearer_token",
     "json_api_guard",
     "json_body_guard",
+    "parse_bearer",
     "token_guard",
 ]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ticket-router"'}
+# The only body type our JSON endpoints read: no other "+json" type is ours (a guard that let any
+# application/*+json through accepted application/evil+json).
+JSON = "application/json"
+
+
+def parse_bearer(header: str) -> str | None:
+    """The token of an ``Authorization`` value ``Bearer <token>`` (scheme in any case, spaces trimmed)."""
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header, if any."""
-    header = connection.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    return parse_bearer(connection.headers.get("authorization", ""))
+
+
+class TokenBook:
+    """Which configured token a request carries, by a name that is not the token (``api-1``, ``admin``).
+
+    Only digests are kept; a presented token is looked up by its digest, so nothing about a
+    configured token can be learnt from how long the look-up takes.
+    """
+
+    def __init__(self, api_tokens: Sequence[str], admin_token: str | None) -> None:
+        named = [(f"api-{i}", token) for i, token in enumerate(api_tokens, start=1)]
+        if admin_token:
+            named.append(("admin", admin_token))
+        self._names = {_digest(token): name for name, token in named}
+
+    def identify(self, header: str) -> str | None:
+        """The name of the configured token in an ``Authorization`` value, or None (absent or unknown)."""
+        token = parse_bearer(header)
+        return None if token is None else self._names.get(_digest(token))
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 def _matches(token: str, candidates: tuple[str, ...]) -> bool:
@@ -109,14 +143,14 @@ async def token_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
 
 
 async def json_body_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Routes that read a JSON body refuse other content types with 415 (before reading the body)."""
+    """Routes that read a JSON body refuse any other content type, or none, with 415 (before reading the body)."""
     has_body = (
         connection.headers.get("content-length", "0") not in {"", "0"} or "transfer-encoding" in connection.headers
     )
     if not has_body:
         return
     media = connection.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+    if media == JSON:
         return
     raise UnsupportedMediaError(
         f"send the body as application/json, not {media or 'without a Content-Type'}"

@@ -53,6 +53,8 @@ class _Job:
     loop: asyncio.AbstractEventLoop | None = None
     future: asyncio.Future[list[Recorded]] | None = None
     results: list[Recorded] = field(default_factory=list)
+    records: list[DecisionRecord] = field(default_factory=list)
+    triage: list[TriageRecord] = field(default_factory=list)
     error: BaseException | None = None
 
 
@@ -152,10 +154,12 @@ class DecisionWorker:
                 position += 1
                 record = record_of(decision, job.source, compose(title, body), ref, now)
                 records.append(record)
+                job.records.append(record)
                 job.results.append(Recorded(record.id, decision))
                 row = triage_of(record.id, decision, job.source, title, body, margin, now, ref, link)
                 if row is not None:
                     triage.append(row)
+                    job.triage.append(row)
         return _Commit(jobs, records, triage, self._shadow_records(shadow, tickets, records, now))
 
     @staticmethod
@@ -190,18 +194,34 @@ class DecisionWorker:
                     self._commits.put(None)
                     break
                 item.extend(extra)
-            try:
-                self._store.audit.add(item.records, item.triage)
-            except Exception as exc:
-                for job in item.jobs:
-                    job.error = exc
-            else:
-                self._record_shadow(item.shadow)
-                for job in item.jobs:
-                    count_decisions((result.decision for result in job.results), job.source)
+            self._commit_batch(item)
             _deliver(item.jobs)
 
+    def _commit_batch(self, item: _Commit) -> None:
+        """Commit a batch's audit rows; when that fails, each caller's rows alone, so one bad row fails one caller."""
+        try:
+            self._store.audit.add(item.records, item.triage)
+        except Exception as exc:
+            if len(item.jobs) == 1:
+                item.jobs[0].error = exc
+                return
+            log.warning(
+                "a batch of %d decisions failed to commit (%s); committing each request alone", len(item.records), exc
+            )
+            for job in item.jobs:
+                try:
+                    self._store.audit.add(job.records, job.triage)
+                except Exception as alone:
+                    job.error = alone
+        committed = {record.id for job in item.jobs if job.error is None for record in job.records}
+        self._record_shadow([record for record in item.shadow if record.decision_id in committed])
+        for job in item.jobs:
+            if job.error is None:
+                count_decisions((result.decision for result in job.results), job.source)
+
     def _record_shadow(self, records: list[ShadowRecord]) -> None:
+        if not records:
+            return
         try:
             self._store.audit.add_shadow(records)
         except Exception:

@@ -11,7 +11,9 @@ Service errors (the core's live in ``model/errors.py``)::
     ├── PayloadTooLargeError     a body or batch over its limit (413)
     ├── UnprocessableError       a body that parses but has invalid fields (422)
     ├── UnsupportedMediaError    a Content-Type the endpoint does not read (415)
-    └── UnavailableError         no model loaded, or a dependency down (503)
+    ├── TooManyRequestsError     a client over its rate limit or failed-authentication budget (429)
+    ├── ClientDisconnectedError  the client went away before its request was read (499, never sent)
+    └── UnavailableError         no model loaded, a dependency down, or the server at its limit (503)
 
 Tracker errors live in ``service/trackers/errors.py`` and are mapped in the table below:
 a disabled tracker 404, a bad signature 401, a body that is not JSON 400, a body without the
@@ -26,7 +28,8 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, InternalServerException, ValidationException
+from litestar.types import Receive, Scope, Send
 
 from model.errors import (
     DataError,
@@ -35,9 +38,9 @@ from model.errors import (
     RegistryError,
     RouterError,
 )
+from service.logs import client_disconnected
 from service.schemas import Problem
-from service.serving import NoModelError
-from service.store import StoreError
+from service.store import StoreDataError, StoreError
 from service.trackers.errors import (
     InvalidPayloadError,
     MalformedPayloadError,
@@ -48,24 +51,32 @@ from service.trackers.errors import (
 
 __all__ = [
     "PROBLEM_JSON",
+    "NoModelError",
     "BadRequestError",
+    "ClientDisconnectedError",
     "ConflictError",
     "ForbiddenError",
     "NotAuthenticatedError",
     "NotFoundError",
     "PayloadTooLargeError",
     "ServiceError",
+    "TooManyRequestsError",
     "UnavailableError",
     "UnprocessableError",
     "UnsupportedMediaError",
     "exception_handlers",
     "problem_of",
     "problem_response",
+    "send_problem",
 ]
 
 log = logging.getLogger("ticket_router.errors")
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class NoModelError(Exception):
+    """Raised when a decision is asked for while no model is loaded (503 ``no-model``)."""
 
 
 class ServiceError(Exception):
@@ -128,10 +139,29 @@ class UnsupportedMediaError(ServiceError):
     status, slug = 415, "unsupported-media-type"
 
 
+class TooManyRequestsError(ServiceError):
+    """Raised when a client is over its rate limit, or its address over its failed-authentication budget."""
+
+    status, slug = 429, "rate-limited"
+
+
+class ClientDisconnectedError(ServiceError):
+    """Raised when the client disconnects before its request body was read; nobody receives the answer.
+
+    Its status is nginx's 499 (client closed request): it shows in metrics and logs as the
+    client's doing, never as a 5xx of ours.
+    """
+
+    status, slug = 499, "client-closed-request"
+
+
 class UnavailableError(ServiceError):
-    """Raised when the service cannot answer now: no model loaded or a dependency down."""
+    """Raised when the service cannot answer now: no model loaded, a dependency down, or at its limit."""
 
     status, slug = 503, "unavailable"
+
+
+_TITLES = {499: "Client Closed Request"}
 
 
 _encoder = msgspec.json.Encoder()
@@ -148,7 +178,7 @@ def problem_response(
     """An RFC 9457 response; the only place a problem document is built."""
     problem = Problem(
         type=f"urn:ticket-router:problem:{slug}",
-        title=HTTPStatus(status).phrase,
+        title=_TITLES.get(status) or HTTPStatus(status).phrase,
         status=status,
         detail=detail,
         instance=request.url.path if request is not None else None,
@@ -165,6 +195,7 @@ def problem_response(
 # The table: exception type -> (status, slug). Checked in order; the first match wins.
 _TABLE: list[tuple[type[BaseException], int, str]] = [
     (NoModelError, 503, "no-model"),
+    (StoreDataError, 422, "not-storable"),
     (StoreError, 503, "database-unavailable"),
     (ModelNotFoundError, 404, "model-not-found"),
     (ModelIntegrityError, 409, "model-integrity"),
@@ -179,7 +210,16 @@ _TABLE: list[tuple[type[BaseException], int, str]] = [
 
 
 def _handle_service_error(request: Request[Any, Any, Any], exc: ServiceError) -> Response[bytes]:
+    if isinstance(exc, ClientDisconnectedError):
+        log.info("client disconnected on %s %s before its request was read", request.method, request.url.path)
     return problem_response(request, exc.status, exc.slug, exc.detail, exc.headers)
+
+
+async def send_problem(scope: Scope, receive: Receive, send: Send, exc: ServiceError) -> None:
+    """Answer ``exc`` from an ASGI middleware, the way the table answers it from a handler."""
+    request: Request[Any, Any, Any] = Request(scope, receive)
+    response = _handle_service_error(request, exc)
+    await response.to_asgi_response(app=None, request=request)(scope, receive, send)
 
 
 def _handle_router_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -190,6 +230,9 @@ def _handle_router_error(request: Request[Any, Any, Any], exc: Exception) -> Res
 
 
 def _handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    if isinstance(exc, InternalServerException) and client_disconnected():
+        # Litestar's way of saying the body stopped because the client went away: not our fault.
+        return _handle_service_error(request, ClientDisconnectedError("the client disconnected"))
     if isinstance(exc, ValidationException):
         errors = exc.extra if isinstance(exc.extra, list) else None
         if errors and any(e.get("key") == "data" and e.get("message") == "'data'" for e in errors):

@@ -1,8 +1,10 @@
 """Training jobs: one at a time, in a separate process, off the request path.
 
 A job is a row in the store (queued, running, succeeded or failed). The training itself runs in
-a worker process, so its CPU never competes with serving for the GIL; the parent keeps the row's
-heartbeat fresh, and a job whose heartbeat stops (the process died) is failed at the next start.
+a process of its own (``service/training_worker.py``), started for the job and ended with it,
+so its CPU never competes with serving for the GIL and its memory is returned when it is done;
+it also ends when the server worker that started it dies. The parent keeps the row's heartbeat
+fresh, and a job whose heartbeat stops (the process died) is failed at the next start.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
+import os
+import pickle
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import anyio
@@ -24,19 +27,21 @@ from service.settings import Settings
 from service.store import JobRecord, Store
 from service.trainer import TrainingOutcome, train_version
 
-__all__ = ["HEARTBEAT_SECONDS", "TrainingJobs", "run_training"]
+__all__ = ["HEARTBEAT_SECONDS", "TrainingJobs", "TrainingResult", "run_training"]
 
 log = logging.getLogger("ticket_router.jobs")
 
 HEARTBEAT_SECONDS = 5.0
 
 
-class _Result(msgspec.Struct, frozen=True):
+class TrainingResult(msgspec.Struct, frozen=True):
+    """What a training process sends back: the outcome, or the error as text."""
+
     outcome: TrainingOutcome | None = None
     error: str | None = None
 
 
-def run_training(settings: Settings, options: dict[str, Any], actor: str) -> _Result:
+def run_training(settings: Settings, options: dict[str, Any], actor: str) -> TrainingResult:
     """The job's work, in the worker process; errors come back as text (they may not pickle)."""
     try:
         params = options.get("params")
@@ -49,8 +54,8 @@ def run_training(settings: Settings, options: dict[str, Any], actor: str) -> _Re
             params=msgspec.convert(params, TrainingParams) if params is not None else None,
         )
     except Exception as exc:
-        return _Result(error=f"{exc.__class__.__name__}: {exc}")
-    return _Result(outcome=outcome)
+        return TrainingResult(error=f"{exc.__class__.__name__}: {exc}")
+    return TrainingResult(outcome=outcome)
 
 
 class TrainingJobs:
@@ -59,8 +64,8 @@ class TrainingJobs:
     def __init__(self, settings: Settings, store: Store) -> None:
         self._settings = settings
         self._store = store
-        self._executor: ProcessPoolExecutor | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._processes: set[asyncio.subprocess.Process] = set()
 
     def recover(self) -> int:
         """Fail jobs left queued or running by a process that stopped; returns how many."""
@@ -84,12 +89,9 @@ class TrainingJobs:
         )
         heartbeat = asyncio.create_task(self._beat(record.id))
         try:
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(
-                self._pool(), run_training, self._settings, record.options, record.requested_by or "api"
-            )
-        except Exception as exc:  # the worker process itself failed
-            result = _Result(error=f"{exc.__class__.__name__}: {exc}")
+            result = await self._train(record.options, record.requested_by or "api")
+        except Exception as exc:  # the training process could not be started
+            result = TrainingResult(error=f"{exc.__class__.__name__}: {exc}")
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -111,19 +113,33 @@ class TrainingJobs:
             await asyncio.sleep(min(HEARTBEAT_SECONDS, self._settings.job_stale_seconds / 4))
             await anyio.to_thread.run_sync(lambda: self._store.jobs.update(job_id, heartbeat_at=time.time()))
 
-    def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            # spawn: a clean interpreter, not a fork of a process with threads and open sockets.
-            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        return self._executor
+    async def _train(self, options: dict[str, Any], actor: str) -> TrainingResult:
+        """Run one training in a new process (a clean interpreter, not a fork of this threaded one)."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "service.training_worker",
+            str(os.getpid()),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        self._processes.add(process)
+        try:
+            output, _ = await process.communicate(pickle.dumps((self._settings, options, actor)))
+        finally:
+            self._processes.discard(process)
+        if process.returncode != 0 or not output:
+            return TrainingResult(error=f"the training process stopped (exit code {process.returncode})")
+        return msgspec.msgpack.decode(output, type=TrainingResult)
 
     async def wait(self) -> None:
         """Wait for the jobs this process started (used at shutdown and in tests)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def close(self) -> None:
-        """Stop the worker process (a running training is abandoned and failed at the next start)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+    async def close(self) -> None:
+        """Stop any training process; its job is recorded as failed."""
+        for process in list(self._processes):
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        await self.wait()

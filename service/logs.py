@@ -11,11 +11,20 @@ import time
 from typing import Any
 
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, ReceiveMessage, Scope, Send
 
-__all__ = ["AccessLogMiddleware", "JsonFormatter", "logging_config", "request_id"]
+__all__ = ["AccessLogMiddleware", "JsonFormatter", "client_disconnected", "logging_config", "request_id"]
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+# One mutable cell per request: set when the server tells the app that the client went away.
+_disconnected: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("disconnected", default=None)
+
+
+def client_disconnected() -> bool:
+    """Whether the client of the request being handled has disconnected."""
+    cell = _disconnected.get()
+    return bool(cell and cell[0])
+
 
 _access = logging.getLogger("ticket_router.access")
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -47,7 +56,7 @@ JsonFormatter.converter = time.gmtime
 
 
 def logging_config(level: str) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for the service and uvicorn: JSON lines on stderr."""
+    """A ``logging.config.dictConfig`` for the service and the HTTP server: JSON lines on stderr."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -55,8 +64,8 @@ def logging_config(level: str) -> dict[str, Any]:
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
         "root": {"handlers": ["stderr"], "level": level.upper()},
         "loggers": {
-            "uvicorn": {"level": level.upper()},
-            "uvicorn.access": {"level": "WARNING"},  # replaced by ticket_router.access
+            "_granian": {"level": level.upper()},
+            "granian.access": {"level": "WARNING"},  # replaced by ticket_router.access
             "httpx": {"level": "WARNING"},
         },
     }
@@ -78,8 +87,16 @@ class AccessLogMiddleware:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"")
         rid = incoming.decode() if _VALID_ID.match(incoming) else secrets.token_hex(8)
         token = request_id.set(rid)
+        disconnected = [False]
+        cell = _disconnected.set(disconnected)
         started = time.perf_counter()
         status = 500
+
+        async def receive_watching() -> ReceiveMessage:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected[0] = True
+            return message
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -89,7 +106,7 @@ class AccessLogMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive_watching, send_with_id)
         finally:
             _access.info(
                 "request",
@@ -100,4 +117,5 @@ class AccessLogMiddleware:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 },
             )
+            _disconnected.reset(cell)
             request_id.reset(token)

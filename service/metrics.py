@@ -6,9 +6,20 @@ Metrics live in prometheus-client's default registry. With several worker proces
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from model.decision import Decision
 
@@ -20,6 +31,8 @@ __all__ = [
     "WEBHOOK_EVENTS",
     "WRITEBACKS",
     "count_decisions",
+    "exposition",
+    "forget_dead_workers",
     "set_active_model",
 ]
 
@@ -63,3 +76,44 @@ def set_active_model(version: str, previous: str | None) -> None:
     if previous is not None and previous != version:
         MODEL_INFO.labels(previous).set(0)
     MODEL_INFO.labels(version).set(1)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in Prometheus text format and their content type; every live worker's with several."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    forget_dead_workers(folder)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, folder)  # type: ignore[no-untyped-call]
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def forget_dead_workers(folder: str) -> list[int]:
+    """Remove the live gauges (model info, requests in progress) of worker processes that have died.
+
+    A worker killed by a signal never cleans up after itself; its counters stay in the totals,
+    but its gauges would describe a process that is gone (a stale model version, requests that
+    will never finish).
+    """
+    stems = (path.stem.rpartition("_")[2] for path in Path(folder).glob("*.db"))
+    pids = {int(stem) for stem in stems if stem.isdigit()}
+    dead = sorted(pid for pid in pids if not _alive(pid))
+    for pid in dead:
+        multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie awaiting its parent counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"

@@ -7,9 +7,33 @@ from typing import Any
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Operation, RequestBody
+from litestar.openapi.spec import Components, Operation, RequestBody, SecurityScheme
 
-__all__ = ["OptionalBodyOperation", "inline_schema", "problems"]
+__all__ = ["ADMIN_TOKEN", "ANY_TOKEN", "OptionalBodyOperation", "components", "inline_schema", "problems"]
+
+# Which token a route needs, as OpenAPI security requirements (the guards in service/auth.py decide).
+ANY_TOKEN: list[dict[str, list[str]]] = [{"apiToken": []}, {"adminToken": []}]
+ADMIN_TOKEN: list[dict[str, list[str]]] = [{"adminToken": []}]
+
+
+def components() -> Components:
+    """The bearer-token security schemes every protected route refers to."""
+    return Components(
+        security_schemes={
+            "apiToken": SecurityScheme(
+                type="http",
+                scheme="bearer",
+                description="One of TICKET_ROUTER_API_TOKENS (the admin token works too). Needed once API"
+                " tokens are configured; without any, the classify and read-only routes are open.",
+            ),
+            "adminToken": SecurityScheme(
+                type="http",
+                scheme="bearer",
+                description="TICKET_ROUTER_ADMIN_TOKEN: training, activation, rollback, shadow, write-backs."
+                " Without it configured, these routes answer 403.",
+            ),
+        }
+    )
 
 
 def inline_schema(struct_type: type[Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from model.registry import Activation, Manifest
 from model.training import TrainingParams
 
 __all__ = [
+    "Actor",
     "ActivateRequest",
     "BatchItem",
     "BatchRequest",
@@ -26,6 +27,7 @@ __all__ = [
     "ModelSummary",
     "ModelsResponse",
     "Problem",
+    "RowId",
     "ShadowReport",
     "TeamOut",
     "TeamsResponse",
@@ -34,6 +36,15 @@ __all__ = [
 ]
 
 ItemId = Annotated[str, Meta(min_length=1, max_length=200)] | int
+
+# Everything a request stores is bounded here, at the edge, so a refusal is a 422 naming the field
+# (never a database error). Names and references are one line of printable text; ids are ours.
+_ONE_LINE = r"^[^\x00-\x1f\x7f]+$"
+Actor = Annotated[str, Meta(min_length=1, max_length=200, pattern=_ONE_LINE)]
+RowId = Annotated[str, Meta(pattern=r"^[0-9a-f]{32}$", description="An id the service gave (32 hex digits)")]
+TicketRef = Annotated[str, Meta(min_length=1, max_length=500, pattern=_ONE_LINE)]
+StoredTitle = Annotated[str, Meta(max_length=1_000)]
+StoredText = Annotated[str, Meta(max_length=100_000)]
 
 
 class _Ticket(msgspec.Struct, forbid_unknown_fields=True):
@@ -97,13 +108,16 @@ class FeedbackRequest(_Ticket, forbid_unknown_fields=True):
     """A correction: the right team for a decision (by its id) or for a ticket's text, and who says so.
 
     With ``decision_id`` the text is optional; without it the text is required. Only corrections
-    with text can train the next model.
+    with text can train the next model. The text is stored (NUL characters are dropped).
     """
 
+    title: StoredTitle | None = None
+    body: StoredText | None = None
+    text: StoredText | None = None
     team: Annotated[str, Meta(min_length=1, max_length=64)] = ""
-    decision_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
-    actor: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
-    ticket_ref: Annotated[str, Meta(min_length=1, max_length=500)] | None = None
+    decision_id: RowId | None = None
+    actor: Actor | None = None
+    ticket_ref: TicketRef | None = None
 
     def __post_init__(self) -> None:
         if not self.team:
@@ -148,7 +162,7 @@ class ActivateRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Activation options: ``force`` overrides the promotion gate."""
 
     force: bool = False
-    actor: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    actor: Actor | None = None
 
 
 class JobOut(msgspec.Struct):

@@ -9,15 +9,12 @@ from model.errors import ModelIntegrityError, ModelNotFoundError
 from model.inference import Classifier
 from model.registry import Manifest, Registry
 from model.taxonomy import Taxonomy
+from service.errors import NoModelError
 from service.metrics import set_active_model
 
 __all__ = ["ModelHolder", "NoModelError"]
 
 log = logging.getLogger("ticket_router.serving")
-
-
-class NoModelError(Exception):
-    """Raised when a decision is asked for while no model is loaded."""
 
 
 class ModelHolder:

@@ -11,7 +11,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from service.config import PREFIX, SettingsError, WriteBackMode, read_group, secret
 from service.trackers import registry
@@ -20,6 +19,16 @@ from service.trackers.base import TrackerSettings
 __all__ = ["PREFIX", "Settings", "SettingsError", "WriteBackMode"]
 
 _RATE = re.compile(r"^([1-9][0-9]*)/(second|minute|hour|day)$")
+_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+
+
+def _rule(value: str) -> tuple[int, float] | None:
+    """``N/unit`` as (N, seconds), or None for ``off``."""
+    match = _RATE.match(value)
+    if match is None:
+        return None
+    count, unit = match.groups()
+    return int(count), _PERIODS[unit]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +56,13 @@ class Settings:
     max_text_chars: int = 20_000
     model_poll_seconds: float = 2.0
 
-    # operations
+    # operations: what protects the service from clients (docs/OPERATIONS.md, "Limits")
     rate_limit: str = "100/second"
+    auth_failure_limit: str = "20/minute"
+    rate_limit_clients: int = 100_000
     max_concurrency: int = 1000
+    max_connections: int = 10_000
+    header_timeout_seconds: float = 10.0
     forwarded_allow_ips: str = "127.0.0.1"
 
     # learning loop
@@ -68,7 +81,9 @@ class Settings:
     insecure_webhooks: bool = False
     triage_label: str = "needs-triage"
     webhook_retention_days: int = 14
+    webhook_replay_window_hours: float = 24.0
     writeback_timeout_seconds: float = 10.0
+    writeback_deadline_seconds: float = 30.0
     writeback_attempts: int = 3
     writeback_backoff_seconds: float = 1.0
     writeback_max_wait_seconds: float = 30.0
@@ -80,13 +95,14 @@ class Settings:
     trackers: Mapping[str, TrackerSettings] = field(default_factory=registry.default_settings)
 
     @property
-    def rate_limit_rule(self) -> tuple[Literal["second", "minute", "hour", "day"], int] | None:
-        """The per-client request limit as (unit, count), or None when it is off."""
-        match = _RATE.match(self.rate_limit)
-        if match is None:
-            return None
-        count, unit = match.groups()
-        return unit, int(count)  # type: ignore[return-value]
+    def rate_limit_rule(self) -> tuple[int, float] | None:
+        """The per-client request limit as (count, period in seconds), or None when it is off."""
+        return _rule(self.rate_limit)
+
+    @property
+    def auth_failure_rule(self) -> tuple[int, float] | None:
+        """The per-address budget of failed authentications as (count, period in seconds), or None when off."""
+        return _rule(self.auth_failure_limit)
 
     @property
     def registry_dir(self) -> Path:
@@ -120,10 +136,20 @@ class Settings:
             (self.model_poll_seconds > 0, "TICKET_ROUTER_MODEL_POLL_SECONDS must be positive"),
             (self.correction_weight > 0, "TICKET_ROUTER_CORRECTION_WEIGHT must be positive"),
             (self.max_concurrency >= 1, "TICKET_ROUTER_MAX_CONCURRENCY must be at least 1"),
+            (self.max_connections >= 128, "TICKET_ROUTER_MAX_CONNECTIONS must be at least 128"),
+            (
+                1.0 <= self.header_timeout_seconds <= 60.0,
+                "TICKET_ROUTER_HEADER_TIMEOUT_SECONDS must be between 1 and 60",
+            ),
             (
                 self.rate_limit == "off" or _RATE.match(self.rate_limit) is not None,
                 "TICKET_ROUTER_RATE_LIMIT must be 'off' or like '100/second' (second, minute, hour or day)",
             ),
+            (
+                self.auth_failure_limit == "off" or _RATE.match(self.auth_failure_limit) is not None,
+                "TICKET_ROUTER_AUTH_FAILURE_LIMIT must be 'off' or like '20/minute' (second, minute, hour or day)",
+            ),
+            (self.rate_limit_clients >= 100, "TICKET_ROUTER_RATE_LIMIT_CLIENTS must be at least 100"),
             (0.0 < self.max_ece <= 1.0, "TICKET_ROUTER_MAX_ECE must be in (0, 1]"),
             (0.0 <= self.triage_margin <= 1.0, "TICKET_ROUTER_TRIAGE_MARGIN must be in [0, 1]"),
             (self.triage_retention_days >= 1, "TICKET_ROUTER_TRIAGE_RETENTION_DAYS must be at least 1"),
@@ -133,7 +159,12 @@ class Settings:
                 "TICKET_ROUTER_TRIAGE_LABEL must be one label: no spaces (Jira) and no commas (GitLab)",
             ),
             (self.webhook_retention_days >= 7, "TICKET_ROUTER_WEBHOOK_RETENTION_DAYS must be at least 7"),
+            (
+                0 <= self.webhook_replay_window_hours <= 24 * self.webhook_retention_days,
+                "TICKET_ROUTER_WEBHOOK_REPLAY_WINDOW_HOURS must be between 0 (off) and the retention in hours",
+            ),
             (self.writeback_timeout_seconds > 0, "TICKET_ROUTER_WRITEBACK_TIMEOUT_SECONDS must be positive"),
+            (self.writeback_deadline_seconds > 0, "TICKET_ROUTER_WRITEBACK_DEADLINE_SECONDS must be positive"),
             (1 <= self.writeback_attempts <= 10, "TICKET_ROUTER_WRITEBACK_ATTEMPTS must be between 1 and 10"),
             (self.writeback_backoff_seconds >= 0, "TICKET_ROUTER_WRITEBACK_BACKOFF_SECONDS must not be negative"),
             (self.writeback_max_wait_seconds >= 0, "TICKET_ROUTER_WRITEBACK_MAX_WAIT_SECONDS must not be negative"),

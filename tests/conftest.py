@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 from litestar import Litestar
@@ -20,6 +22,51 @@ from service.trainer import train_version
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DEFAULT_TEAMS = ROOT / "training_data" / "teams.toml"
+
+# Every process the suite starts inherits this variable (servers, their workers, training processes),
+# so the end of the session can tell whether any of them is still running, orphaned or not.
+SESSION_MARK = "TICKET_ROUTER_TEST_SESSION"
+os.environ[SESSION_MARK] = secrets.token_hex(8)
+LEFTOVER_GRACE_SECONDS = 15.0
+
+
+def processes_of_this_session() -> list[psutil.Process]:
+    """Live processes other than this one that carry this session's mark in their environment."""
+    mark, found = os.environ[SESSION_MARK], []
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
+            continue
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE and process.environ().get(SESSION_MARK) == mark:
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a process the suite started is still running (after a grace period to stop)."""
+    deadline = time.monotonic() + LEFTOVER_GRACE_SECONDS
+    left = processes_of_this_session()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = processes_of_this_session()
+    if not left:
+        return
+    described = []
+    for process in left:
+        try:
+            described.append(f"{process.pid} (parent {process.ppid()}): {' '.join(process.cmdline())[:160]}")
+            process.kill()
+        except psutil.NoSuchProcess:
+            continue
+    if described:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = "processes left running by the test session (now killed):\n  " + "\n  ".join(described)
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

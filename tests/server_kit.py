@@ -32,6 +32,7 @@ def fresh_env(base: Path, **environment: str) -> dict[str, str]:
         "TICKET_ROUTER_DATA_DIR": str(base / "var"),
         "TICKET_ROUTER_TRAINING_DATA": str(make_training_data(base / "training_data")),
         "TICKET_ROUTER_RATE_LIMIT": "off",
+        "TICKET_ROUTER_AUTH_FAILURE_LIMIT": "off",
         "TICKET_ROUTER_LOG_LEVEL": "warning",
         **environment,
     }

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +45,14 @@ def main(ctx: click.Context, data_dir: Path | None, training_data: Path | None) 
 @click.option("--host", help=f"Overrides {PREFIX}HOST.")
 @click.option("--port", type=int, help=f"Overrides {PREFIX}PORT.")
 @click.option("--workers", type=int, help=f"Overrides {PREFIX}WORKERS.")
-@click.option("--fd", type=int, help="Accept on this already-bound socket (socket activation, shared ports).")
 @click.pass_context
 @friendly
-def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None, fd: int | None) -> None:
-    """Serve the HTTP API, training the default model first if the registry has none."""
-    import uvicorn
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the HTTP API, training the default model first if the registry has none.
 
-    from service.logs import logging_config
+    Several ``serve`` processes may listen on the same port (the kernel spreads connections).
+    """
+    from service.server import run_server
     from service.trainer import ensure_active_model
 
     settings = settings_of(ctx)
@@ -70,32 +68,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     # Worker processes build their settings from the environment: hand the overrides on.
     os.environ[PREFIX + "DATA_DIR"] = str(settings.data_dir)
     os.environ[PREFIX + "TRAINING_DATA"] = str(settings.training_data)
-    if fd is not None:
-        # Accepted connections inherit TCP_NODELAY from the listener; without it, responses
-        # written in two parts wait for the client's delayed ACK (about 40 ms each).
-        listener = socket.socket(fileno=fd)
-        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        listener.detach()
-    if settings.workers > 1:
-        # prometheus-client aggregates the workers' metrics through files in this directory.
-        metrics_dir = settings.data_dir / "prometheus"
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    uvicorn.run(
-        "service.asgi:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        fd=fd,
-        workers=settings.workers,
-        log_config=logging_config(settings.log_level),
-        access_log=False,  # the app writes its own access line, with the request id
-        limit_concurrency=settings.max_concurrency,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        proxy_headers=True,
-        timeout_keep_alive=5,
-    )
+    run_server(settings)
 
 
 @main.command()

@@ -21,9 +21,8 @@ from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 
 from service.console.access import BASE, ConsoleAccess
-from service.errors import exception_handlers, problem_of
+from service.errors import NoModelError, exception_handlers, problem_of
 from service.runtime import Runtime
-from service.serving import NoModelError
 from service.trackers import registry as trackers
 from service.trackers.base import Tracker, web_link
 

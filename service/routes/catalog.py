@@ -6,7 +6,7 @@ from litestar import get
 
 from model.registry import Manifest
 from service.auth import api_guard
-from service.openapi import problems
+from service.openapi import ANY_TOKEN, problems
 from service.runtime import Runtime
 from service.schemas import ModelSummary, TeamOut, TeamsResponse
 from service.trackers import registry as trackers
@@ -31,7 +31,14 @@ def summary(manifest: Manifest, active: str | None) -> ModelSummary:
     )
 
 
-@get("/v1/teams", summary="The taxonomy in use", tags=["catalog"], guards=[api_guard], responses=problems(401, 503))
+@get(
+    "/v1/teams",
+    summary="The taxonomy in use",
+    tags=["catalog"],
+    guards=[api_guard],
+    security=ANY_TOKEN,
+    responses=problems(401, 503),
+)
 async def list_teams(runtime: Runtime) -> TeamsResponse:
     """The teams the active model routes to, with their tracker labels."""
     taxonomy = runtime.holder.taxonomy  # NoModelError (503) when nothing is loaded

@@ -14,12 +14,17 @@ from litestar.openapi.spec import Example, OpenAPIMediaType, OpenAPIResponse, Op
 from litestar.params import Body
 
 from model.decision import Decision
-from service.auth import api_guard, json_api_guard
-from service.errors import BadRequestError, PayloadTooLargeError, UnprocessableError, UnsupportedMediaError
-from service.openapi import inline_schema, problems
+from service.auth import JSON, api_guard, json_api_guard
+from service.errors import (
+    BadRequestError,
+    NoModelError,
+    PayloadTooLargeError,
+    UnprocessableError,
+    UnsupportedMediaError,
+)
+from service.openapi import ANY_TOKEN, inline_schema, problems
 from service.runtime import Runtime
 from service.schemas import BatchItem, BatchRequest, BatchResponse, ClassifyRequest
-from service.serving import NoModelError
 from service.store import StoreError
 from service.streaming import DuplexStream
 
@@ -53,6 +58,7 @@ BATCH_EXAMPLE = {
     " decision is in the `X-Decision-Id` header (use it for feedback).",
     tags=["classify"],
     guards=[json_api_guard],
+    security=ANY_TOKEN,
     responses={
         200: ResponseSpec(
             data_container=Decision,
@@ -144,6 +150,7 @@ def decode_batch(body: bytes, limit: int) -> BatchRequest:
     description="One decision per item, in input order, each with the item's `id` when given.",
     tags=["classify"],
     guards=[api_guard],
+    security=ANY_TOKEN,
     operation_class=_BatchOperation,
     request_max_body_size=None,  # NDJSON streams are unbounded; the JSON path keeps its limit below
     responses={
@@ -162,8 +169,9 @@ async def classify_batch(request: Request[Any, Any, Any], runtime: Runtime) -> R
     runtime.holder.classifier  # noqa: B018 - a 503 before reading the body when no model is loaded
     if media == NDJSON:
         return DuplexStream(_ndjson(request, runtime), media_type=NDJSON)
-    if media and media != "application/json" and not media.endswith("+json"):
-        raise UnsupportedMediaError(f"send application/json or {NDJSON}, not {media!r}")
+    if media != JSON:
+        shown = repr(media) if media else "a body without a Content-Type"
+        raise UnsupportedMediaError(f"send application/json or {NDJSON}, not {shown}")
     body = await _read_limited(request, runtime.settings.max_body_bytes)
     batch = decode_batch(body, runtime.settings.batch_limit)
     items = [(None if item.id is None else str(item.id), *item.parts, item.repository) for item in batch.items]

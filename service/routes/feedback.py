@@ -10,7 +10,7 @@ from litestar.params import Parameter
 
 from service.auth import json_body_guard, token_guard
 from service.corrections import record_correction, trainable
-from service.openapi import problems
+from service.openapi import ANY_TOKEN, problems
 from service.runtime import Runtime
 from service.schemas import FeedbackOut, FeedbackPage, FeedbackRequest
 from service.store import CorrectionRecord
@@ -38,6 +38,7 @@ def _out(record: CorrectionRecord) -> FeedbackOut:
     summary="Record a correction",
     tags=["feedback"],
     guards=[token_guard, json_body_guard],
+    security=ANY_TOKEN,
     responses=problems(400, 401, 404, 415, 422, 503),
 )
 async def create_feedback(data: FeedbackRequest, runtime: Runtime) -> FeedbackOut:
@@ -47,7 +48,14 @@ async def create_feedback(data: FeedbackRequest, runtime: Runtime) -> FeedbackOu
     return _out(record)
 
 
-@get("/v1/feedback", summary="List corrections", tags=["feedback"], guards=[token_guard], responses=problems(401, 422))
+@get(
+    "/v1/feedback",
+    summary="List corrections",
+    tags=["feedback"],
+    guards=[token_guard],
+    security=ANY_TOKEN,
+    responses=problems(401, 422),
+)
 async def list_feedback(
     runtime: Runtime,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,

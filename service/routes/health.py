@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import anyio
-from litestar import get
+from litestar import Response, get
 
 from service.errors import UnavailableError
+from service.metrics import exposition
 from service.openapi import problems
 from service.runtime import Runtime
 from service.schemas import Health
 from service.store import StoreError
 
-__all__ = ["healthz", "readyz"]
+__all__ = ["healthz", "metrics", "readyz"]
 
 
 @get("/healthz", summary="Liveness", tags=["operations"])
@@ -31,3 +32,10 @@ async def readyz(runtime: Runtime) -> Health:
     except StoreError as exc:
         raise UnavailableError(str(exc)) from None
     return Health(status="ready", model_version=version)
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics() -> Response[bytes]:
+    """Prometheus metrics (every live worker's, with several worker processes)."""
+    content, media_type = await anyio.to_thread.run_sync(exposition)
+    return Response(content, media_type=media_type)

@@ -9,7 +9,7 @@ from litestar import Controller, Response, delete, get, post
 from model.registry import Activation
 from service.auth import access_guard, json_body_guard
 from service.errors import ConflictError, NotFoundError
-from service.openapi import OptionalBodyOperation, problems
+from service.openapi import ADMIN_TOKEN, ANY_TOKEN, OptionalBodyOperation, problems
 from service.routes.catalog import summary
 from service.runtime import Runtime
 from service.schemas import ActivateRequest, JobOut, ModelDetail, ModelsResponse, ShadowReport, TrainRequest
@@ -34,7 +34,7 @@ class ModelsController(Controller):
     tags = ["models"]  # noqa: RUF012 - Litestar reads these as class attributes
     guards = [access_guard]  # noqa: RUF012 - each handler's opt["access"] says which token; admin by default
 
-    @get("/models", summary="Stored model versions", opt={"access": "api"}, responses=problems(401))
+    @get("/models", summary="Stored model versions", opt={"access": "api"}, security=ANY_TOKEN, responses=problems(401))
     async def list_models(self, runtime: Runtime) -> ModelsResponse:
         """Every stored version with its headline metrics, newest first."""
         registry = runtime.registry
@@ -48,7 +48,13 @@ class ModelsController(Controller):
             activations=list(reversed(history[-20:])),
         )
 
-    @get("/models/{version:str}", summary="One model version", opt={"access": "api"}, responses=problems(401, 404, 409))
+    @get(
+        "/models/{version:str}",
+        summary="One model version",
+        opt={"access": "api"},
+        security=ANY_TOKEN,
+        responses=problems(401, 404, 409),
+    )
     async def get_model(self, version: str, runtime: Runtime) -> ModelDetail:
         """The full manifest of a version: data hash, libraries, parameters, metrics, threshold."""
         manifest = await anyio.to_thread.run_sync(runtime.registry.manifest, version)
@@ -59,6 +65,7 @@ class ModelsController(Controller):
         status_code=202,
         summary="Train a new version",
         guards=[json_body_guard],
+        security=ADMIN_TOKEN,
         responses=ADMIN_PROBLEMS,
         operation_class=OptionalBodyOperation,
     )
@@ -71,7 +78,7 @@ class ModelsController(Controller):
             raise ConflictError(str(exc)) from None
         return Response(_job_out(record), status_code=202, headers={"Location": f"/v1/jobs/{record.id}"})
 
-    @get("/jobs/{job_id:str}", summary="A training job", responses=ADMIN_PROBLEMS)
+    @get("/jobs/{job_id:str}", summary="A training job", security=ADMIN_TOKEN, responses=ADMIN_PROBLEMS)
     async def get_job(self, job_id: str, runtime: Runtime) -> JobOut:
         """Status of a job and, once finished, the new version, its metrics and the gate's verdict."""
         record = await anyio.to_thread.run_sync(runtime.store.jobs.get, job_id)
@@ -84,6 +91,7 @@ class ModelsController(Controller):
         status_code=200,
         summary="Activate a version",
         guards=[json_body_guard],
+        security=ADMIN_TOKEN,
         responses=ADMIN_PROBLEMS,
         operation_class=OptionalBodyOperation,
     )
@@ -104,6 +112,7 @@ class ModelsController(Controller):
         "/models/rollback",
         status_code=200,
         summary="Roll back",
+        security=ADMIN_TOKEN,
         responses=ADMIN_PROBLEMS,
     )
     async def rollback_model(self, runtime: Runtime) -> Activation:
@@ -116,6 +125,7 @@ class ModelsController(Controller):
         "/models/{version:str}/shadow",
         status_code=200,
         summary="Run in shadow",
+        security=ADMIN_TOKEN,
         responses=ADMIN_PROBLEMS,
     )
     async def start_shadow(self, version: str, runtime: Runtime) -> ShadowReport:
@@ -128,6 +138,7 @@ class ModelsController(Controller):
         "/models/{version:str}/shadow",
         status_code=204,
         summary="Stop shadow",
+        security=ADMIN_TOKEN,
         responses=ADMIN_PROBLEMS,
     )
     async def stop_shadow(self, version: str, runtime: Runtime) -> None:
@@ -140,6 +151,7 @@ class ModelsController(Controller):
     @get(
         "/models/{version:str}/shadow",
         summary="Shadow report",
+        security=ADMIN_TOKEN,
         responses=ADMIN_PROBLEMS,
     )
     async def shadow_report(self, version: str, runtime: Runtime) -> ShadowReport:

@@ -19,7 +19,7 @@ from litestar.params import Parameter
 
 from service.auth import admin_guard, json_body_guard
 from service.metrics import WEBHOOK_EVENTS
-from service.openapi import OptionalBodyOperation, problems
+from service.openapi import ADMIN_TOKEN, OptionalBodyOperation, problems
 from service.runtime import Runtime
 from service.store import DeliveryRecord, WritebackRecord
 from service.trackers.base import TrackerType
@@ -122,7 +122,7 @@ class OutboxController(Controller):
     tags = ["webhooks"]  # noqa: RUF012 - Litestar reads these as class attributes
     guards = [admin_guard]  # noqa: RUF012
 
-    @get("/writebacks", summary="Write-backs", sync_to_thread=True, responses=ADMIN_PROBLEMS)
+    @get("/writebacks", summary="Write-backs", sync_to_thread=True, security=ADMIN_TOKEN, responses=ADMIN_PROBLEMS)
     def list_writebacks(
         self,
         runtime: Runtime,
@@ -138,23 +138,33 @@ class OutboxController(Controller):
         "/writebacks/retry",
         summary="Retry failed write-backs now",
         guards=[json_body_guard],
-        status_code=200,
+        status_code=202,
+        security=ADMIN_TOKEN,
         responses=problems(400, 401, 403, 415, 422, 503),
         operation_class=OptionalBodyOperation,
     )
     async def retry_writebacks(
         self, writeback_worker: WriteBackWorker, data: RetryRequest | None = None
     ) -> RetryResponse:
-        """Retry failed write-backs (all, or ``ids``) now and answer with their new state (admin token)."""
-        retried, rows = await writeback_worker.retry(None if data is None else data.ids)
-        return RetryResponse(retried=retried, writebacks=[_writeback_out(row) for row in rows])
+        """Make failed write-backs (all, or ``ids``) due now and answer at once with what was scheduled (admin token).
 
-    @get("/webhooks/deliveries", summary="Processed webhook deliveries", sync_to_thread=True, responses=ADMIN_PROBLEMS)
+        The write-back worker sends them in the background; ``GET /v1/writebacks`` shows how they went.
+        """
+        scheduled, rows = await writeback_worker.retry(None if data is None else data.ids)
+        return RetryResponse(scheduled=scheduled, writebacks=[_writeback_out(row) for row in rows])
+
+    @get(
+        "/webhooks/deliveries",
+        summary="Processed webhook deliveries",
+        sync_to_thread=True,
+        security=ADMIN_TOKEN,
+        responses=ADMIN_PROBLEMS,
+    )
     def list_deliveries(
         self,
         runtime: Runtime,
         tracker: str | None = None,
-        outcome: Annotated[str | None, Parameter(description="classified, ignored or correction")] = None,
+        outcome: Annotated[str | None, Parameter(description="classified, ignored, correction or duplicate")] = None,
         limit: Limit = 100,
     ) -> DeliveriesResponse:
         """Deliveries with their outcome and reason, newest first (admin token)."""

@@ -1,6 +1,6 @@
 """Persistent state in SQLite (default) or PostgreSQL; see ``store.Store``."""
 
-from service.store.database import StoreError, database_url_for
+from service.store.database import StoreDataError, StoreError, database_url_for
 from service.store.jobs import JobConflictError
 from service.store.records import (
     CorrectionRecord,
@@ -25,6 +25,7 @@ __all__ = [
     "ShadowComparison",
     "ShadowRecord",
     "Store",
+    "StoreDataError",
     "StoreError",
     "TriageItem",
     "TriageRecord",

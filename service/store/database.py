@@ -19,13 +19,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from service.store.schema import MIGRATIONS, schema_migrations
 
-__all__ = ["Database", "StoreError", "database_url_for"]
+__all__ = ["Database", "StoreDataError", "StoreError", "database_url_for"]
 
 _PG_MIGRATION_LOCK = 7_361_227_014
 
 
 class StoreError(Exception):
     """Raised when the database cannot be reached or is in an unusable state."""
+
+
+class StoreDataError(StoreError):
+    """Raised when the database refuses a value (too long for its column, say): the data's fault, not an outage."""
 
 
 def database_url_for(database_url: str | None, sqlite_path: Path) -> str:
@@ -83,6 +87,8 @@ class Database:
                     yield conn
         except sa.exc.IntegrityError:
             raise
+        except sa.exc.DataError as exc:
+            raise StoreDataError(f"the database refused a value: {_first_line(exc.orig)}") from exc
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"database write failed: {exc.__class__.__name__}") from exc
 
@@ -123,6 +129,12 @@ class Database:
                 conn.execute(sa.select(sa.func.max(schema_migrations.c.version)))
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"database unavailable: {exc.__class__.__name__}") from None
+
+
+def _first_line(error: BaseException | None) -> str:
+    """The driver's message, first line only (PostgreSQL adds the statement and parameters after it)."""
+    text = str(error or "").strip()
+    return text.splitlines()[0][:200] if text else "invalid value"
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -9,14 +9,14 @@ twice.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import sqlalchemy as sa
 
 from service.store.database import Database
 from service.store.records import WRITEBACK_OPEN, WRITEBACK_OURS, CorrectionRecord, DeliveryRecord, WritebackRecord
-from service.store.schema import corrections, webhook_deliveries, writebacks
+from service.store.schema import corrections, webhook_deliveries, webhook_fingerprints, writebacks
 from service.store.triage import resolve
 
 __all__ = ["Outbox"]
@@ -117,6 +117,44 @@ class Outbox:
             return False
         return True
 
+    def claim_fingerprint(self, tracker: str, fingerprint: str, delivery_id: str, now: float, window: float) -> str:
+        """Claim a delivery's content for ``delivery_id``; returns the delivery id that holds it.
+
+        That is ``delivery_id`` itself unless another delivery claimed the same content less than
+        ``window`` seconds ago (a replay). Atomic across processes and replicas, like deliveries.
+        """
+        key = sa.and_(webhook_fingerprints.c.tracker == tracker, webhook_fingerprints.c.fingerprint == fingerprint)
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    webhook_fingerprints.insert().values(
+                        tracker=tracker, fingerprint=fingerprint, delivery_id=delivery_id, received_at=now
+                    )
+                )
+            return delivery_id
+        except sa.exc.IntegrityError:
+            pass
+        with self.db.write() as conn:
+            stale = sa.and_(key, webhook_fingerprints.c.received_at < now - window)
+            taken = conn.execute(
+                webhook_fingerprints.update().where(stale).values(delivery_id=delivery_id, received_at=now)
+            )
+            if taken.rowcount:
+                return delivery_id
+            holder = conn.execute(sa.select(webhook_fingerprints.c.delivery_id).where(key)).scalar()
+        return str(holder) if holder is not None else delivery_id
+
+    def release_fingerprint(self, tracker: str, fingerprint: str, delivery_id: str) -> None:
+        """Give up a content claim (the work failed), so that a redelivery can do it."""
+        with self.db.write() as conn:
+            conn.execute(
+                webhook_fingerprints.delete().where(
+                    webhook_fingerprints.c.tracker == tracker,
+                    webhook_fingerprints.c.fingerprint == fingerprint,
+                    webhook_fingerprints.c.delivery_id == delivery_id,
+                )
+            )
+
     def list_deliveries(
         self, limit: int = 100, tracker: str | None = None, outcome: str | None = None
     ) -> list[DeliveryRecord]:
@@ -133,6 +171,7 @@ class Outbox:
         """Forget deliveries received before ``before`` (epoch seconds); returns how many."""
         with self.db.write() as conn:
             result = conn.execute(webhook_deliveries.delete().where(webhook_deliveries.c.received_at < before))
+            conn.execute(webhook_fingerprints.delete().where(webhook_fingerprints.c.received_at < before))
         return int(result.rowcount or 0)
 
     # -- write-backs ----------------------------------------------------------------------
@@ -167,12 +206,21 @@ class Outbox:
             return [WritebackRecord(**dict(row)) for row in conn.execute(query).mappings()]
 
     def claim_writebacks(
-        self, now: float, lease: float, limit: int = 50, ids: Sequence[str] | None = None
+        self,
+        now: float,
+        lease: float,
+        limit: int = 50,
+        ids: Sequence[str] | None = None,
+        skip_trackers: Sequence[str] = (),
+        skip_prefixes: Sequence[str] = (),
+        admit: Callable[[str, str], bool] | None = None,
     ) -> list[WritebackRecord]:
-        """Claim due write-backs for ``lease`` seconds, oldest first; a row is claimed by one caller only.
+        """Claim up to ``limit`` due write-backs for ``lease`` seconds, oldest first; each by one caller only.
 
-        Each claim is a conditional UPDATE, so two processes (or replicas) that pick the same
-        candidate cannot both win it.
+        Rows of ``skip_trackers``, and rows whose ticket reference starts with one of
+        ``skip_prefixes`` (a busy repository), are left for later; ``admit(tracker, ticket_ref)``
+        may refuse more. Each claim is a conditional UPDATE, so two processes (or replicas) that
+        pick the same candidate cannot both win it.
         """
         due = sa.and_(
             writebacks.c.status.in_(WRITEBACK_OPEN),
@@ -180,13 +228,22 @@ class Outbox:
             writebacks.c.next_attempt_at <= now,
             sa.or_(writebacks.c.claimed_until.is_(None), writebacks.c.claimed_until < now),
         )
-        query = sa.select(writebacks.c.id).where(due).order_by(writebacks.c.id).limit(limit)
+        query = sa.select(writebacks.c.id, writebacks.c.tracker, writebacks.c.ticket_ref).where(due)
         if ids is not None:
             query = query.where(writebacks.c.id.in_(list(ids)))
+        if skip_trackers:
+            query = query.where(writebacks.c.tracker.not_in(list(skip_trackers)))
+        for prefix in skip_prefixes:
+            query = query.where(sa.func.substr(writebacks.c.ticket_ref, 1, len(prefix)) != prefix)
+        query = query.order_by(writebacks.c.id).limit(max(4 * limit, 100))
         claimed: list[WritebackRecord] = []
         with self.db.read() as conn:
-            candidates = [row.id for row in conn.execute(query)]
-        for writeback_id in candidates:
+            candidates = [(row.id, row.tracker, row.ticket_ref) for row in conn.execute(query)]
+        for writeback_id, tracker, ticket_ref in candidates:
+            if len(claimed) >= limit:
+                break
+            if admit is not None and not admit(tracker, ticket_ref):
+                continue
             with self.db.write() as conn:
                 result = conn.execute(
                     writebacks.update().where(writebacks.c.id == writeback_id, due).values(claimed_until=now + lease)

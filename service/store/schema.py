@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "MIGRATIONS",
@@ -23,10 +25,44 @@ __all__ = [
     "model_versions",
     "schema_migrations",
     "shadow_decisions",
+    "storable",
     "triage",
     "webhook_deliveries",
+    "webhook_fingerprints",
     "writebacks",
 ]
+
+
+def storable(text: str) -> str:
+    """``text`` as both backends store it: without NUL (PostgreSQL refuses it) and as valid UTF-8."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: PostgreSQL's driver cannot encode them
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+class Str(TypeDecorator[str]):
+    """A bounded string column whose values are made storable on both backends."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return storable(value) if isinstance(value, str) else value
+
+
+class LongText(TypeDecorator[str]):
+    """An unbounded text column whose values are made storable on both backends."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return storable(value) if isinstance(value, str) else value
+
 
 metadata = sa.MetaData()
 
@@ -34,101 +70,112 @@ schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
     sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("name", Str(200), nullable=False),
     sa.Column("applied_at", sa.Float, nullable=False),
 )
 
 decisions = sa.Table(
     "decisions",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("id", Str(32), primary_key=True),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
-    sa.Column("source", sa.String(32), nullable=False),
-    sa.Column("ticket_ref", sa.String(500), nullable=True, index=True),
-    sa.Column("text_sha256", sa.String(64), nullable=False),
-    sa.Column("team", sa.String(64), nullable=False),
+    sa.Column("source", Str(32), nullable=False),
+    sa.Column("ticket_ref", Str(500), nullable=True, index=True),
+    sa.Column("text_sha256", Str(64), nullable=False),
+    sa.Column("team", Str(64), nullable=False),
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("abstained", sa.Boolean, nullable=False),
-    sa.Column("model_version", sa.String(64), nullable=False),
-    sa.Column("scores", sa.Text, nullable=False),
+    sa.Column("model_version", Str(64), nullable=False),
+    sa.Column("scores", LongText, nullable=False),
 )
 
 
 corrections = sa.Table(
     "corrections",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("id", Str(32), primary_key=True),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
-    sa.Column("source", sa.String(32), nullable=False),
-    sa.Column("actor", sa.String(200), nullable=True),
-    sa.Column("team", sa.String(64), nullable=False),
-    sa.Column("previous_team", sa.String(64), nullable=True),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Column("text_sha256", sa.String(64), nullable=False),
-    sa.Column("decision_id", sa.String(32), nullable=True, index=True),
-    sa.Column("ticket_ref", sa.String(500), nullable=True, index=True),
+    sa.Column("source", Str(32), nullable=False),
+    sa.Column("actor", Str(200), nullable=True),
+    sa.Column("team", Str(64), nullable=False),
+    sa.Column("previous_team", Str(64), nullable=True),
+    sa.Column("title", LongText, nullable=False),
+    sa.Column("body", LongText, nullable=False),
+    sa.Column("text_sha256", Str(64), nullable=False),
+    sa.Column("decision_id", Str(32), nullable=True, index=True),
+    sa.Column("ticket_ref", Str(500), nullable=True, index=True),
 )
 
 webhook_deliveries = sa.Table(
     "webhook_deliveries",
     metadata,
-    sa.Column("tracker", sa.String(16), primary_key=True),
-    sa.Column("delivery_id", sa.String(200), primary_key=True),
+    sa.Column("tracker", Str(16), primary_key=True),
+    sa.Column("delivery_id", Str(200), primary_key=True),
     sa.Column("received_at", sa.Float, nullable=False, index=True),
-    sa.Column("event", sa.String(100), nullable=False),
-    sa.Column("action", sa.String(100), nullable=True),
-    sa.Column("ticket_ref", sa.String(500), nullable=True, index=True),
-    sa.Column("outcome", sa.String(32), nullable=False),
-    sa.Column("reason", sa.Text, nullable=True),
-    sa.Column("decision_id", sa.String(32), nullable=True),
+    sa.Column("event", Str(100), nullable=False),
+    sa.Column("action", Str(100), nullable=True),
+    sa.Column("ticket_ref", Str(500), nullable=True, index=True),
+    sa.Column("outcome", Str(32), nullable=False),
+    sa.Column("reason", LongText, nullable=True),
+    sa.Column("decision_id", Str(32), nullable=True),
+)
+
+# The content of recent deliveries (tracker, ticket, action and a digest of the body): the same
+# signed body sent again under a new delivery id is a replay, not a new event.
+webhook_fingerprints = sa.Table(
+    "webhook_fingerprints",
+    metadata,
+    sa.Column("tracker", Str(16), primary_key=True),
+    sa.Column("fingerprint", Str(64), primary_key=True),
+    sa.Column("delivery_id", Str(200), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False, index=True),
 )
 
 writebacks = sa.Table(
     "writebacks",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("id", Str(32), primary_key=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Column("tracker", sa.String(16), nullable=False),
-    sa.Column("ticket_ref", sa.String(500), nullable=False, index=True),
-    sa.Column("decision_id", sa.String(32), nullable=True),
-    sa.Column("label", sa.String(255), nullable=True),
-    sa.Column("comment", sa.Text, nullable=True),
-    sa.Column("request", sa.Text, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("tracker", Str(16), nullable=False),
+    sa.Column("ticket_ref", Str(500), nullable=False, index=True),
+    sa.Column("decision_id", Str(32), nullable=True),
+    sa.Column("label", Str(255), nullable=True),
+    sa.Column("comment", LongText, nullable=True),
+    sa.Column("request", LongText, nullable=False),
+    sa.Column("status", Str(16), nullable=False, index=True),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("next_attempt_at", sa.Float, nullable=True, index=True),
     sa.Column("claimed_until", sa.Float, nullable=True),
-    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_error", LongText, nullable=True),
 )
 
 
 jobs = sa.Table(
     "jobs",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("id", Str(32), primary_key=True),
+    sa.Column("kind", Str(32), nullable=False),
+    sa.Column("status", Str(16), nullable=False, index=True),
     # 1 while queued or running, NULL after: the unique constraint allows one training at a time.
     sa.Column("active_slot", sa.Integer, nullable=True, unique=True),
-    sa.Column("requested_by", sa.String(200), nullable=True),
+    sa.Column("requested_by", Str(200), nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("started_at", sa.Float, nullable=True),
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.Column("heartbeat_at", sa.Float, nullable=True),
-    sa.Column("options", sa.Text, nullable=False),
-    sa.Column("result", sa.Text, nullable=True),
-    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("options", LongText, nullable=False),
+    sa.Column("result", LongText, nullable=True),
+    sa.Column("error", LongText, nullable=True),
 )
 
 shadow_decisions = sa.Table(
     "shadow_decisions",
     metadata,
-    sa.Column("decision_id", sa.String(32), primary_key=True),
-    sa.Column("model_version", sa.String(64), primary_key=True),
+    sa.Column("decision_id", Str(32), primary_key=True),
+    sa.Column("model_version", Str(64), primary_key=True),
     sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("team", sa.String(64), nullable=False),
+    sa.Column("team", Str(64), nullable=False),
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("abstained", sa.Boolean, nullable=False),
 )
@@ -137,24 +184,24 @@ shadow_decisions = sa.Table(
 model_versions = sa.Table(
     "model_versions",
     metadata,
-    sa.Column("version", sa.String(64), primary_key=True),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.Column("manifest", sa.Text, nullable=False),
+    sa.Column("version", Str(64), primary_key=True),
+    sa.Column("created_at", Str(40), nullable=False),
+    sa.Column("manifest", LongText, nullable=False),
 )
 
 model_pointers = sa.Table(
     "model_pointers",
     metadata,
-    sa.Column("name", sa.String(16), primary_key=True),
-    sa.Column("version", sa.String(64), nullable=True),
+    sa.Column("name", Str(16), primary_key=True),
+    sa.Column("version", Str(64), nullable=True),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
 activations = sa.Table(
     "activations",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("id", Str(32), primary_key=True),
+    sa.Column("event", LongText, nullable=False),
 )
 
 
@@ -165,16 +212,16 @@ activations = sa.Table(
 triage = sa.Table(
     "triage",
     metadata,
-    sa.Column("decision_id", sa.String(32), primary_key=True),
+    sa.Column("decision_id", Str(32), primary_key=True),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
-    sa.Column("reason", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("ticket_ref", sa.String(500), nullable=True, index=True),
-    sa.Column("url", sa.String(2000), nullable=True),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("reason", Str(16), nullable=False),
+    sa.Column("status", Str(16), nullable=False),
+    sa.Column("ticket_ref", Str(500), nullable=True, index=True),
+    sa.Column("url", Str(2000), nullable=True),
+    sa.Column("title", LongText, nullable=False),
+    sa.Column("body", LongText, nullable=False),
     sa.Column("resolved_at", sa.Float, nullable=True),
-    sa.Column("correction_id", sa.String(32), nullable=True),
+    sa.Column("correction_id", Str(32), nullable=True),
     # The queue: open rows, newest first (decision ids sort by time), read from this index alone.
     sa.Index("ix_triage_status_decision", "status", "decision_id"),
 )
@@ -206,6 +253,10 @@ def _m005_triage(conn: Connection) -> None:
     triage.create(conn, checkfirst=True)
 
 
+def _m006_webhook_fingerprints(conn: Connection) -> None:
+    webhook_fingerprints.create(conn, checkfirst=True)
+
+
 # (version, name, function). Append only: a released migration never changes.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "decisions audit trail", _m001_decisions),
@@ -213,4 +264,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "training jobs and shadow decisions", _m003_jobs_and_shadow),
     (4, "model versions, pointers and activations shared by replicas", _m004_model_pointers),
     (5, "triage queue: texts of the decisions a person should look at", _m005_triage),
+    (6, "fingerprints of recent webhook deliveries, against replays under new ids", _m006_webhook_fingerprints),
 ]

@@ -125,12 +125,19 @@ class Interpreted:
 
 
 class PlannedRequest(msgspec.Struct, frozen=True):
-    """One request to a tracker: method, absolute URL, JSON body and the statuses that mean success."""
+    """One request to a tracker: method, absolute URL, JSON body and the statuses that mean success.
+
+    A request that must not be applied twice (a comment) carries a ``marker``, text that its
+    effect shows (our decision id in the comment), and a ``probe``, a URL listing recent effects:
+    before sending it again, the sender looks for the marker there.
+    """
 
     method: str
     url: str
     json: dict[str, Any]
     ok: tuple[int, ...] = (200, 201, 204)
+    marker: str | None = None
+    probe: str | None = None
 
 
 class TrackerFacts(Protocol):
@@ -173,8 +180,11 @@ class Tracker(TrackerFacts, Protocol):
     def label_requests(self, ticket_ref: str, add: str | None, remove: list[str]) -> list[PlannedRequest]:
         """The requests that add ``add`` and remove ``remove`` (labels we set before) on a ticket."""
 
-    def comment_request(self, ticket_ref: str, text: str) -> PlannedRequest:
-        """The request that posts ``text`` as a comment on a ticket."""
+    def comment_request(self, ticket_ref: str, text: str, marker: str) -> PlannedRequest:
+        """The request that posts ``text`` (which contains ``marker``) as a comment, with a probe for it."""
+
+    def target(self, ticket_ref: str) -> str:
+        """The repository or project a ticket's write-backs go to: they share a concurrency budget."""
 
     def auth_headers(self) -> dict[str, str] | None:
         """The headers that authenticate us to the tracker, or None when its credentials are not set."""

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
@@ -30,6 +32,7 @@ from service.trackers.base import (
     decode_payload,
     web_link,
 )
+from service.trackers.errors import InvalidPayloadError
 from service.trackers.signatures import verify_hub_signature
 
 __all__ = ["GitHub", "GitHubIssuesEvent", "GitHubPing", "GitHubSettings"]
@@ -65,15 +68,22 @@ class GitHubSettings(TrackerSettings):
 
 # -- payloads: only the fields we read, unknown fields ignored -----------------------------------
 
-RepoName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=300)]
-IssueNumber = Annotated[int, Meta(ge=1)]
+# What GitHub allows: an owner of letters, digits, hyphens (and underscores for managed users),
+# a repository of letters, digits, '.', '-' and '_' that is not '.' or '..'. Nothing else may
+# reach a URL that carries our token.
+_OWNER = r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}"
+_REPO = r"(?!\.{1,2}(?:#|$))[A-Za-z0-9._-]{1,100}"
+REPO_PATTERN = rf"^{_OWNER}/{_REPO}$"
+RepoName = Annotated[str, Meta(pattern=REPO_PATTERN, max_length=201)]
+IssueNumber = Annotated[int, Meta(ge=1, le=2_147_483_647)]
+_REF = re.compile(rf"^{NAME}:({_OWNER})/({_REPO})#([1-9][0-9]{{0,9}})$")
 
 
 class GitHubUser(msgspec.Struct):
     """The account that caused the event; ``type`` is ``Bot`` for apps."""
 
-    login: str = ""
-    type: str = "User"
+    login: Annotated[str, Meta(max_length=200)] = ""
+    type: Annotated[str, Meta(max_length=50)] = "User"
 
 
 class GitHubLabel(msgspec.Struct):
@@ -210,8 +220,16 @@ class GitHub:
         return login == wanted or (sender.type == "Bot" and login == f"{wanted.removesuffix('[bot]')}[bot]")
 
     def _issue_url(self, ticket_ref: str) -> str:
-        repo, _, number = ticket_ref.removeprefix(f"{NAME}:").rpartition("#")
-        return f"{self._settings.api_url.rstrip('/')}/repos/{repo}/issues/{number}"
+        """``{api}/repos/{owner}/{repo}/issues/{n}``, each part checked again and encoded."""
+        match = _REF.match(ticket_ref)
+        if match is None:
+            raise InvalidPayloadError(f"not a GitHub issue reference: {ticket_ref[:100]!r}")
+        owner, repo, number = (quote(part, safe="") for part in match.groups())
+        return f"{self._settings.api_url.rstrip('/')}/repos/{owner}/{repo}/issues/{number}"
+
+    def target(self, ticket_ref: str) -> str:
+        """The repository, ``github:owner/repo``."""
+        return ticket_ref.rpartition("#")[0]
 
     def label_requests(self, ticket_ref: str, add: str | None, remove: list[str]) -> list[PlannedRequest]:
         """One POST for the new label, one DELETE per label to take away."""
@@ -223,9 +241,13 @@ class GitHub:
         ]
         return planned
 
-    def comment_request(self, ticket_ref: str, text: str) -> PlannedRequest:
-        """An issue comment in Markdown."""
-        return PlannedRequest("POST", f"{self._issue_url(ticket_ref)}/comments", {"body": text})
+    def comment_request(self, ticket_ref: str, text: str, marker: str) -> PlannedRequest:
+        """An issue comment in Markdown; the probe lists the comments of the last day."""
+        comments = f"{self._issue_url(ticket_ref)}/comments"
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
+        return PlannedRequest(
+            "POST", comments, {"body": text}, marker=marker, probe=f"{comments}?since={since}&per_page=100"
+        )
 
     def web_url(self, ticket_ref: str) -> str:
         """The issue's page: github.com for the public API, else the Enterprise host without ``/api/v3``."""

@@ -29,6 +29,7 @@ from service.trackers.base import (
     decode_payload,
     web_link,
 )
+from service.trackers.errors import InvalidPayloadError
 from service.trackers.signatures import signing_key, verify_gitlab_signature, verify_gitlab_token
 
 __all__ = ["GitLab", "GitLabIssueEvent", "GitLabSettings"]
@@ -77,13 +78,14 @@ class GitLabSettings(TrackerSettings):
 
 # -- payloads: only the fields we read, unknown fields ignored -----------------------------------
 
-IssueNumber = Annotated[int, Meta(ge=1)]
+# Project ids and issue iids are numbers: nothing else may reach a URL that carries our token.
+IssueNumber = Annotated[int, Meta(ge=1, le=2_147_483_647)]
 
 
 class GitLabUser(msgspec.Struct):
     """The account that caused the event."""
 
-    username: str = ""
+    username: Annotated[str, Meta(max_length=200)] = ""
 
 
 class GitLabLabel(msgspec.Struct):
@@ -95,7 +97,7 @@ class GitLabLabel(msgspec.Struct):
 class GitLabProject(msgspec.Struct):
     """The project the issue or work item belongs to."""
 
-    id: Annotated[int, Meta(ge=1)]
+    id: IssueNumber
     path_with_namespace: str | None = None
 
 
@@ -231,8 +233,15 @@ class GitLab:
         return verdict(Ignore("the update changed neither the title nor the description"))
 
     def _issue_url(self, ticket_ref: str) -> str:
+        """``{base}/api/v4/projects/{id}/issues/{iid}``, both numbers checked again."""
         project, _, iid = ticket_ref.removeprefix(f"{NAME}:").rpartition("#")
+        if not (ticket_ref.startswith(f"{NAME}:") and _number(project) and _number(iid)):
+            raise InvalidPayloadError(f"not a GitLab issue reference: {ticket_ref[:100]!r}")
         return f"{self._settings.url.rstrip('/')}/api/v4/projects/{project}/issues/{iid}"
+
+    def target(self, ticket_ref: str) -> str:
+        """The project, ``gitlab:<id>``."""
+        return ticket_ref.rpartition("#")[0]
 
     def label_requests(self, ticket_ref: str, add: str | None, remove: list[str]) -> list[PlannedRequest]:
         """One PUT that adds and removes labels together."""
@@ -243,9 +252,11 @@ class GitLab:
             body["remove_labels"] = ",".join(remove)
         return [PlannedRequest("PUT", self._issue_url(ticket_ref), body)] if body else []
 
-    def comment_request(self, ticket_ref: str, text: str) -> PlannedRequest:
-        """A note on the issue, in Markdown."""
-        return PlannedRequest("POST", f"{self._issue_url(ticket_ref)}/notes", {"body": text})
+    def comment_request(self, ticket_ref: str, text: str, marker: str) -> PlannedRequest:
+        """A note on the issue, in Markdown; the probe lists the newest notes."""
+        notes = f"{self._issue_url(ticket_ref)}/notes"
+        probe = f"{notes}?sort=desc&order_by=created_at&per_page=100"
+        return PlannedRequest("POST", notes, {"body": text}, marker=marker, probe=probe)
 
     def web_url(self, ticket_ref: str) -> str | None:
         """Unknown from the reference alone (it holds the project's number, not its path); deliveries carry it."""
@@ -256,6 +267,10 @@ class GitLab:
         if not self._settings.token:
             return None
         return {"PRIVATE-TOKEN": self._settings.token, "User-Agent": USER_AGENT}
+
+
+def _number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 0 < len(text) <= 10 and text[0] != "0"
 
 
 def _added(previous: list[GitLabLabel], current: list[GitLabLabel]) -> tuple[str, ...]:

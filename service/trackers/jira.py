@@ -9,9 +9,11 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
+from urllib.parse import quote
 
 import msgspec
 from msgspec import Meta
@@ -69,15 +71,19 @@ class JiraSettings(TrackerSettings):
 
 # -- payloads: only the fields we read, unknown fields ignored -----------------------------------
 
-JiraKey = Annotated[str, Meta(pattern=r"^[A-Za-z][A-Za-z0-9_]*-[0-9]+$", max_length=100)]
+# A project key (a letter, then letters, digits, '_') and a number: nothing else may reach a URL
+# that carries our credentials.
+KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,99}-[1-9][0-9]{0,9}$"
+JiraKey = Annotated[str, Meta(pattern=KEY_PATTERN, max_length=111)]
+_KEY = re.compile(KEY_PATTERN)
 
 
 class JiraUser(msgspec.Struct, rename="camel"):
     """The account that caused the event; ``account_type`` is ``app`` for apps."""
 
-    account_id: str | None = None
+    account_id: Annotated[str, Meta(max_length=200)] | None = None
     account_type: str | None = None
-    display_name: str | None = None
+    display_name: Annotated[str, Meta(max_length=200)] | None = None
 
 
 class JiraFields(msgspec.Struct):
@@ -192,7 +198,15 @@ class Jira:
         return verdict(Ignore("the update changed neither the summary nor the description"))
 
     def _issue_url(self, ticket_ref: str) -> str:
-        return f"{(self._settings.url or '').rstrip('/')}/rest/api/3/issue/{ticket_ref.removeprefix(f'{NAME}:')}"
+        """``{site}/rest/api/3/issue/{key}``, the key checked again and encoded."""
+        key = ticket_ref.removeprefix(f"{NAME}:")
+        if not ticket_ref.startswith(f"{NAME}:") or _KEY.match(key) is None:
+            raise InvalidPayloadError(f"not a Jira issue reference: {ticket_ref[:100]!r}")
+        return f"{(self._settings.url or '').rstrip('/')}/rest/api/3/issue/{quote(key, safe='')}"
+
+    def target(self, ticket_ref: str) -> str:
+        """The project, ``jira:<KEY>``."""
+        return ticket_ref.rpartition("-")[0]
 
     def label_requests(self, ticket_ref: str, add: str | None, remove: list[str]) -> list[PlannedRequest]:
         """One PUT with label operations: removals first, then the addition."""
@@ -203,13 +217,15 @@ class Jira:
             return []
         return [PlannedRequest("PUT", self._issue_url(ticket_ref), {"update": {"labels": operations}})]
 
-    def comment_request(self, ticket_ref: str, text: str) -> PlannedRequest:
-        """A comment whose body is an Atlassian Document Format tree, a paragraph a line."""
+    def comment_request(self, ticket_ref: str, text: str, marker: str) -> PlannedRequest:
+        """A comment whose body is an Atlassian Document Format tree, a paragraph a line; the probe lists the newest."""
         paragraphs = [
             {"type": "paragraph", "content": [{"type": "text", "text": line}]} for line in text.split("\n") if line
         ]
         body = {"body": {"type": "doc", "version": 1, "content": paragraphs}}
-        return PlannedRequest("POST", f"{self._issue_url(ticket_ref)}/comment", body)
+        comments = f"{self._issue_url(ticket_ref)}/comment"
+        probe = f"{comments}?orderBy=-created&maxResults=100"
+        return PlannedRequest("POST", comments, body, marker=marker, probe=probe)
 
     def auth_headers(self) -> dict[str, str] | None:
         """Basic authentication with the account's e-mail and API token."""

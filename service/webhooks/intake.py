@@ -27,7 +27,7 @@ from service.trackers.errors import TrackerDisabledError
 from service.webhooks.comments import comment_text
 from service.webhooks.schemas import WebhookResult
 
-__all__ = ["Intake", "delivery_id_of", "effective_mode"]
+__all__ = ["Intake", "delivery_id_of", "effective_mode", "fingerprint_of"]
 
 log = logging.getLogger("ticket_router.webhooks")
 
@@ -41,6 +41,13 @@ def delivery_id_of(tracker: Tracker, headers: Mapping[str, str], body: bytes) ->
         if value and len(value) <= _MAX_ID:
             return value
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def fingerprint_of(tracker: str, interpreted: Interpreted, body: bytes) -> str:
+    """What makes two deliveries the same event: tracker, ticket, action and the exact body."""
+    digest = hashlib.sha256(body).hexdigest()
+    key = f"{tracker}\n{interpreted.ticket_ref or ''}\n{interpreted.action or ''}\n{digest}"
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def effective_mode(settings: Settings, tracker: Tracker) -> WriteBackMode:
@@ -120,14 +127,43 @@ class Intake:
         if seen is not None:
             return self._duplicate(name, seen)
         interpreted = tracker.interpret(headers, body)
+        window = self.settings.webhook_replay_window_hours * 3600
+        if not window:
+            return await self._act(tracker, delivery_id, interpreted)
+        # The delivery id is outside the signature: the same signed body under a new id is a replay.
+        fingerprint = fingerprint_of(name, interpreted, body)
+        outbox = self.store.outbox
+        first = await anyio.to_thread.run_sync(
+            lambda: outbox.claim_fingerprint(name, fingerprint, delivery_id, time.time(), window)
+        )
+        if first != delivery_id:
+            return await self._replayed(name, delivery_id, interpreted, first)
+        try:
+            return await self._act(tracker, delivery_id, interpreted)
+        except BaseException:
+            await anyio.to_thread.run_sync(outbox.release_fingerprint, name, fingerprint, delivery_id)
+            raise
+
+    async def _act(self, tracker: Tracker, delivery_id: str, interpreted: Interpreted) -> WebhookResult:
         verdict = interpreted.verdict
         if isinstance(verdict, Relabel):
             return await self._relabel(tracker, delivery_id, interpreted, verdict)
         if isinstance(verdict, Classify):
             return await self._classify(tracker, delivery_id, interpreted, verdict.ticket)
-        return await self._ignore(name, delivery_id, interpreted, verdict.reason)
+        return await self._ignore(tracker.name, delivery_id, interpreted, verdict.reason)
 
     # -- outcomes ---------------------------------------------------------------------------
+
+    async def _replayed(self, tracker: str, delivery_id: str, interpreted: Interpreted, first: str) -> WebhookResult:
+        hours = self.settings.webhook_replay_window_hours
+        reason = (
+            f"the same content as delivery {first} within {hours:g} h (a replay under a new id); nothing done again"
+        )
+        delivery = self._delivery(tracker, delivery_id, interpreted, "duplicate", reason)
+        if not await anyio.to_thread.run_sync(lambda: self.store.outbox.record_delivery(delivery)):
+            return await self._raced(tracker, delivery_id)
+        log.warning("%s delivery %s replays delivery %s", tracker, delivery_id, first)
+        return WebhookResult(tracker, delivery_id, "duplicate", reason, ticket_ref=interpreted.ticket_ref)
 
     async def _ignore(
         self, tracker: str, delivery_id: str, interpreted: Interpreted, reason: str, supersede: bool = False
@@ -192,7 +228,7 @@ class Intake:
             comment = comment_text(decision, wanted, recorded.decision_id) if mode == "label+comment" else None
             requests = tracker.label_requests(ticket.ref, add, remove)
             if comment is not None:
-                requests.append(tracker.comment_request(ticket.ref, comment))
+                requests.append(tracker.comment_request(ticket.ref, comment, marker=recorded.decision_id))
             now = time.time()
             writeback = WritebackRecord(
                 id=new_id(),

@@ -50,13 +50,24 @@ class Sender:
         self.policy = policy
         self._sleep = sleep
 
-    async def send(self, request: PlannedRequest, headers: dict[str, str], tracker: str = "") -> httpx.Response:
-        """Send ``request`` until it succeeds, is refused, or the attempts run out."""
+    async def send(
+        self, request: PlannedRequest, headers: dict[str, str], tracker: str = "", resend: bool = False
+    ) -> httpx.Response:
+        """Send ``request`` until it succeeds, is refused, or the attempts run out.
+
+        A request with a marker (a comment) is sent again only after its probe shows that the
+        tracker does not have it yet: a request that timed out may well have been applied.
+        ``resend`` says an earlier attempt may already have sent it.
+        """
         what = f"{request.method} {request.url}"
         last_error = ""
         hint: float | None = None
         for attempt in range(self.policy.attempts):
             try:
+                if (resend or attempt > 0) and request.marker and request.probe:
+                    found = await self._already_applied(request, headers)
+                    if found is not None:
+                        return found
                 response = await self.client.request(
                     request.method,
                     request.url,
@@ -65,6 +76,8 @@ class Sender:
                 )
             except httpx.TransportError as exc:  # timeouts, refused connections, broken streams
                 last_error, hint = f"{what} failed: {exc.__class__.__name__}: {exc}", None
+            except TrackerUnavailableError as exc:  # the probe could not tell
+                last_error, hint = str(exc), exc.retry_after
             else:
                 if response.status_code in request.ok:
                     return response
@@ -84,6 +97,18 @@ class Sender:
             f"{last_error} (after {self.policy.attempts} attempt{'s' if self.policy.attempts > 1 else ''})",
             retry_after=hint,
         )
+
+    async def _already_applied(self, request: PlannedRequest, headers: dict[str, str]) -> httpx.Response | None:
+        """The probe's answer when it shows the request's marker (already applied), else None."""
+        assert request.probe is not None and request.marker is not None
+        response = await self.client.get(request.probe, headers=headers)
+        if response.status_code != 200:
+            raise TrackerUnavailableError(
+                f"GET {request.probe} answered {response.status_code}: cannot tell whether"
+                f" {request.method} {request.url} was applied",
+                retry_after=wait_hint(response),
+            )
+        return response if request.marker in response.text else None
 
 
 def _retryable(status: int, hint: float | None) -> bool:

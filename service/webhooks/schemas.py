@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from service.schemas import RowId
+
 __all__ = [
     "DeliveriesResponse",
     "DeliveryOut",
@@ -65,13 +67,13 @@ class WritebacksResponse(msgspec.Struct):
 class RetryRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Which failed write-backs to retry now; all of them when ``ids`` is left out."""
 
-    ids: Annotated[list[Annotated[str, Meta(min_length=1, max_length=32)]], Meta(max_length=1000)] | None = None
+    ids: Annotated[list[RowId], Meta(max_length=1000)] | None = None
 
 
 class RetryResponse(msgspec.Struct):
-    """The write-backs retried, in their state after this attempt."""
+    """The write-backs scheduled for a retry now (status ``pending``); the worker sends them in the background."""
 
-    retried: int
+    scheduled: int
     writebacks: list[WritebackOut]
 
 

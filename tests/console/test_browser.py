@@ -371,7 +371,8 @@ def test_retry_a_failed_write_back(browser: WebDriver, server: str, stub: StubTr
     notice = browser.find_element(By.CSS_SELECTOR, ".notice")
     assert "Retried 1 failed write-back" in notice.text
     assert "No write-back has failed" in browser.page_source
-    assert stub.requests[-1] == ("POST", "/repos/acme/shop/issues/12/labels", {"labels": [row["label"]]})
+    sent = ("POST", "/repos/acme/shop/issues/12/labels", {"labels": [row["label"]]})
+    wait_until(lambda: stub.requests[-1:] == [sent], what="the retried write-back to reach the tracker")
 
 
 # -- layout and accessibility -------------------------------------------------------------------------

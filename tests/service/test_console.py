@@ -288,6 +288,7 @@ async def test_failed_write_back_is_retried_from_the_console(locked: Settings) -
             assert retried.status_code == 303
             after = await client.get(retried.headers["location"])
             assert "Retried 1 failed write-back" in after.text and "No write-back has failed" in after.text
+            await settle(client)  # the retry is sent in the background; the page answered at once
             assert store_of(client).outbox.get_writeback(failed.id).status == "done"  # type: ignore[union-attr]
     assert route.call_count == 2
 

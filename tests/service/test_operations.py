@@ -26,17 +26,18 @@ TICKET = {"title": "Grafana alert: p99 latency above 2s on checkout", "body": "S
 
 
 async def test_rate_limit_answers_429_with_retry_after(settings: Settings) -> None:
-    limited = dataclasses.replace(settings, rate_limit="3/minute")
+    limited = dataclasses.replace(settings, rate_limit="3/minute", api_tokens=("token-one", "token-two"))
+    one = {"Authorization": "Bearer token-one"}
     async with AsyncTestClient(app=create_app(limited)) as client:
-        statuses = [(await client.post("/v1/classify", json=TICKET)).status_code for _ in range(3)]
+        statuses = [(await client.post("/v1/classify", json=TICKET, headers=one)).status_code for _ in range(3)]
         assert statuses == [200, 200, 200]
-        refused = await client.post("/v1/classify", json=TICKET)
+        refused = await client.post("/v1/classify", json=TICKET, headers=one)
         assert refused.status_code == 429
         assert refused.headers["content-type"] == "application/problem+json"
         assert 1 <= int(refused.headers["retry-after"]) <= 60
         assert refused.json()["status"] == 429
-        other = await client.post("/v1/classify", json=TICKET, headers={"Authorization": "Bearer someone-else"})
-        assert other.status_code == 200, "another client has its own budget"
+        other = await client.post("/v1/classify", json=TICKET, headers={"Authorization": "Bearer token-two"})
+        assert other.status_code == 200, "another token has its own budget"
         assert (await client.get("/healthz")).status_code == 200, "probes are never limited"
         assert (await client.get("/readyz")).status_code == 200
 

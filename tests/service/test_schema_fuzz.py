@@ -27,7 +27,12 @@ ADMIN = "fuzz-admin"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_server(fresh_env(tmp_path_factory.mktemp("fuzz"), TICKET_ROUTER_ADMIN_TOKEN=ADMIN)) as url:
+    # With API tokens configured every route needs the token its declared security scheme names,
+    # which schemathesis checks (a route that answered without one would be "ignored auth").
+    env = fresh_env(
+        tmp_path_factory.mktemp("fuzz"), TICKET_ROUTER_ADMIN_TOKEN=ADMIN, TICKET_ROUTER_API_TOKENS="fuzz-api"
+    )
+    with running_server(env) as url:
         yield url
 
 

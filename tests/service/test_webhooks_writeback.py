@@ -144,14 +144,23 @@ async def test_a_refusal_is_not_retried_on_schedule_but_an_admin_retry_succeeds(
             listed = (await client.get("/v1/writebacks", params={"status": "failed"}, headers=admin())).json()
             assert [w["id"] for w in listed["writebacks"]] == [failed.id]
             assert listed["writebacks"][0]["requests"] == [
-                {"method": "POST", "url": LABELS, "json": {"labels": ["team:sre"]}, "ok": [200, 201, 204]}
+                {
+                    "method": "POST",
+                    "url": LABELS,
+                    "json": {"labels": ["team:sre"]},
+                    "ok": [200, 201, 204],
+                    "marker": None,
+                    "probe": None,
+                }
             ]
 
             retried = await client.post("/v1/writebacks/retry", json={"ids": [failed.id]}, headers=admin())
-            assert retried.status_code == 200, retried.text
-            assert retried.json()["retried"] == 1
+            assert retried.status_code == 202, retried.text
+            assert retried.json()["scheduled"] == 1
             [state] = retried.json()["writebacks"]
-            assert (state["status"], state["attempts"], state["last_error"]) == ("done", 2, None)
+            assert (state["id"], state["status"]) == (failed.id, "pending"), "answered at once, sent in the background"
+            [done] = await settle(client)
+            assert (done.status, done.attempts, done.last_error) == ("done", 2, None)
         assert labels.call_count == 2
 
 
@@ -161,14 +170,18 @@ async def test_a_retry_repeats_only_the_requests_that_did_not_succeed(settings: 
         comments = router.post(COMMENTS).mock(
             side_effect=[httpx.Response(404, json={"message": "Not Found"}), httpx.Response(201, json={})]
         )
+        # Before sending the comment again, the worker looks whether the tracker has it after all.
+        probe = router.get(url__startswith=COMMENTS).mock(return_value=httpx.Response(200, json=[]))
         async with serving(configured(settings, write_back="label+comment")) as client:
             await deliver(client)
             [failed] = await settle(client)
             assert failed.status == "failed"
             assert [r["url"] for r in msgspec.json.decode(failed.request)] == [COMMENTS]
             retried = (await client.post("/v1/writebacks/retry", headers=admin())).json()
-        assert retried["writebacks"][0]["status"] == "done"
-        assert (labels.call_count, comments.call_count) == (1, 2)
+            assert retried["scheduled"] == 1
+            [done] = await settle(client)
+        assert done.status == "done"
+        assert (labels.call_count, comments.call_count, probe.call_count) == (1, 2, 1)
 
 
 @pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"Authorization": "Bearer nope"}, 401)])
