@@ -30,6 +30,7 @@ from service.routes.feedback import create_feedback, list_feedback
 from service.routes.health import healthz, readyz
 from service.routes.models import ModelsController
 from service.routes.webhooks import OutboxController, provide_intake, provide_writebacks, webhook_handler
+from service.routing import rules_for
 from service.runtime import Runtime, provide_runtime
 from service.serving import ModelHolder
 from service.settings import Settings
@@ -59,7 +60,10 @@ def create_app(settings: Settings) -> Litestar:
         registry = registry_for(settings, store)
         holder = ModelHolder(registry, settings.max_text_chars, settings.abstain_threshold)
         await anyio.to_thread.run_sync(holder.refresh)
-        decisions = DecisionWorker(holder, store)
+        # Rules are checked against the served model's teams (else teams.toml): a bad file stops start-up.
+        teams = holder.manifest.teams if holder.manifest is not None else None
+        rules = await anyio.to_thread.run_sync(lambda: rules_for(settings, teams))
+        decisions = DecisionWorker(holder, store, rules=rules)
         decisions.start()
         jobs = TrainingJobs(settings, store)
         await anyio.to_thread.run_sync(jobs.recover)

@@ -47,6 +47,14 @@ class Settings:
     max_text_chars: int = 20_000
     model_poll_seconds: float = 2.0
 
+    # routing policy: rules before the model, a question instead of a guess, production quality
+    rules: Path | None = None
+    tie_margin: float = 0.15
+    ask_questions: bool = False
+    protected_labels: tuple[str, ...] = ()
+    quality_window_days: int = 30
+    drift_tolerance: float = 0.1
+
     # operations
     rate_limit: str = "100/second"
     max_concurrency: int = 1000
@@ -81,6 +89,11 @@ class Settings:
             return None
         count, unit = match.groups()
         return unit, int(count)  # type: ignore[return-value]
+
+    @property
+    def rules_path(self) -> Path:
+        """The routing rules file: ``TICKET_ROUTER_RULES``, else ``rules.toml`` beside ``teams.toml``."""
+        return self.rules if self.rules is not None else self.training_data / "rules.toml"
 
     @property
     def registry_dir(self) -> Path:
@@ -119,6 +132,9 @@ class Settings:
                 "TICKET_ROUTER_RATE_LIMIT must be 'off' or like '100/second' (second, minute, hour or day)",
             ),
             (0.0 < self.max_ece <= 1.0, "TICKET_ROUTER_MAX_ECE must be in (0, 1]"),
+            (0.0 <= self.tie_margin < 1.0, "TICKET_ROUTER_TIE_MARGIN must be in [0, 1)"),
+            (self.quality_window_days >= 1, "TICKET_ROUTER_QUALITY_WINDOW_DAYS must be at least 1"),
+            (0.0 < self.drift_tolerance < 1.0, "TICKET_ROUTER_DRIFT_TOLERANCE must be in (0, 1)"),
             (
                 bool(self.triage_label) and not any(c.isspace() or c == "," for c in self.triage_label),
                 "TICKET_ROUTER_TRIAGE_LABEL must be one label: no spaces (Jira) and no commas (GitLab)",

@@ -21,6 +21,8 @@ __all__ = [
     "metadata",
     "model_pointers",
     "model_versions",
+    "outcomes",
+    "questions",
     "schema_migrations",
     "shadow_decisions",
     "webhook_deliveries",
@@ -50,6 +52,9 @@ decisions = sa.Table(
     sa.Column("abstained", sa.Boolean, nullable=False),
     sa.Column("model_version", sa.String(64), nullable=False),
     sa.Column("scores", sa.Text, nullable=False),
+    # The routing rule that decided (None: the model did), and whether it said to leave the ticket alone.
+    sa.Column("rule", sa.String(100), nullable=True),
+    sa.Column("skipped", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
 )
 
 
@@ -157,6 +162,34 @@ activations = sa.Table(
 )
 
 
+# One question per ticket, ever: the primary key refuses a second one, on every replica.
+questions = sa.Table(
+    "questions",
+    metadata,
+    sa.Column("ticket_ref", sa.String(500), primary_key=True),
+    sa.Column("tracker", sa.String(16), nullable=False),
+    sa.Column("asked_at", sa.Float, nullable=False),
+    sa.Column("decision_id", sa.String(32), nullable=False),
+    sa.Column("teams", sa.Text, nullable=False),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("answered_at", sa.Float, nullable=True),
+    sa.Column("answer_decision_id", sa.String(32), nullable=True),
+    sa.Column("outcome", sa.Text, nullable=True),
+)
+
+# What people finally said a routed ticket's team was: one row per decision, the latest wins.
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("decision_id", sa.String(32), primary_key=True),
+    sa.Column("ticket_ref", sa.String(500), nullable=True, index=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("team", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+)
+
+
 def _m001_decisions(conn: Connection) -> None:
     decisions.create(conn, checkfirst=True)
 
@@ -179,10 +212,21 @@ def _m004_model_pointers(conn: Connection) -> None:
     )
 
 
+def _m005_routing_policy(conn: Connection) -> None:
+    present = {column["name"] for column in sa.inspect(conn).get_columns("decisions")}
+    if "rule" not in present:
+        conn.execute(sa.text("ALTER TABLE decisions ADD COLUMN rule VARCHAR(100)"))
+    if "skipped" not in present:
+        conn.execute(sa.text("ALTER TABLE decisions ADD COLUMN skipped BOOLEAN NOT NULL DEFAULT FALSE"))
+    for table in (questions, outcomes):
+        table.create(conn, checkfirst=True)
+
+
 # (version, name, function). Append only: a released migration never changes.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "decisions audit trail", _m001_decisions),
     (2, "corrections, webhook deliveries, write-backs", _m002_corrections_deliveries_writebacks),
     (3, "training jobs and shadow decisions", _m003_jobs_and_shadow),
     (4, "model versions, pointers and activations shared by replicas", _m004_model_pointers),
+    (5, "routing policy: rule decisions, questions, human outcomes", _m005_routing_policy),
 ]

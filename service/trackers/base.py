@@ -74,13 +74,14 @@ class TrackerSettings:
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """A ticket as the router sees it: reference, text, current labels and where it was filed."""
+    """A ticket as the router sees it: reference, text, current labels, where it was filed and by whom."""
 
     ref: str
     title: str | None
     body: str | None
     labels: tuple[str, ...]
     repository: str | None = None
+    author: str | None = None
 
     @property
     def has_text(self) -> bool:

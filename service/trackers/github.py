@@ -89,6 +89,7 @@ class GitHubIssue(msgspec.Struct):
     body: str | None = None
     labels: list[GitHubLabel] = []
     html_url: str | None = None
+    user: GitHubUser | None = None
 
 
 class GitHubRepository(msgspec.Struct):
@@ -169,7 +170,8 @@ class GitHub:
         issue = payload.issue
         ref = f"{NAME}:{payload.repository.full_name}#{issue.number}"
         labels = tuple(label.name for label in issue.labels)
-        ticket = Ticket(ref, issue.title, issue.body, labels, payload.repository.full_name)
+        author = issue.user.login if issue.user is not None and issue.user.login else None
+        ticket = Ticket(ref, issue.title, issue.body, labels, payload.repository.full_name, author)
         action = payload.action
 
         def verdict(v: Ignore | Classify | Relabel) -> Interpreted:

@@ -203,12 +203,14 @@ class GitLab:
         ref = f"{NAME}:{payload.project.id}#{item.iid}"
         labels = payload.labels if payload.labels is not None else (item.labels or [])
         names = tuple(label.title for label in labels)
-        ticket = Ticket(ref, item.title, item.description, names, payload.project.path_with_namespace)
+        actor = payload.user.username if payload.user else ""
+        # GitLab names only the author's id; the user who opened the item is its author.
+        author = actor or None if action == "open" else None
+        ticket = Ticket(ref, item.title, item.description, names, payload.project.path_with_namespace, author)
 
         def verdict(v: Ignore | Classify | Relabel) -> Interpreted:
             return Interpreted(event, action, ref, v)
 
-        actor = payload.user.username if payload.user else ""
         bot = self._settings.bot_username
         if bot and actor.casefold() == bot.casefold():
             return verdict(Ignore(f"caused by our own account {actor}"))

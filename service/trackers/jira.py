@@ -85,6 +85,7 @@ class JiraFields(msgspec.Struct):
     summary: str | None = None
     description: str | AdfNode | None = None
     labels: list[str] = []
+    reporter: JiraUser | None = None
 
 
 class JiraIssue(msgspec.Struct):
@@ -164,7 +165,8 @@ class Jira:
         fields = payload.issue.fields
         ref = f"{NAME}:{payload.issue.key}"
         project = payload.issue.key.rsplit("-", 1)[0]
-        ticket = Ticket(ref, fields.summary, _text(fields.description), tuple(fields.labels), project)
+        author = fields.reporter.account_id if fields.reporter is not None else None
+        ticket = Ticket(ref, fields.summary, _text(fields.description), tuple(fields.labels), project, author)
 
         def verdict(v: Ignore | Classify | Relabel) -> Interpreted:
             return Interpreted(event, None, ref, v)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 import anyio
 import msgspec
 
+from model.rules import RuleFacts
 from model.text import compose, text_sha256
 from service.config import PREFIX, WriteBackMode
 from service.decisions import DecisionWorker
@@ -41,6 +42,11 @@ def delivery_id_of(tracker: Tracker, headers: Mapping[str, str], body: bytes) ->
         if value and len(value) <= _MAX_ID:
             return value
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def facts_of_ticket(tracker: str, ticket: Ticket) -> RuleFacts:
+    """What the routing rules see of a tracker's ticket."""
+    return RuleFacts(ticket.title, tracker, ticket.repository, ticket.author, ticket.labels)
 
 
 def effective_mode(settings: Settings, tracker: Tracker) -> WriteBackMode:
@@ -161,7 +167,7 @@ class Intake:
             return await self._raced(name, delivery_id)
         try:
             decide = [(None, ticket.title, ticket.body, ticket.repository)]
-            [recorded] = await self.decisions.decide(decide, name, [ticket.ref])
+            [recorded] = await self.decisions.decide(decide, name, [ticket.ref], [facts_of_ticket(name, ticket)])
         except BaseException:
             await anyio.to_thread.run_sync(outbox.release_delivery, name, delivery_id)
             raise
