@@ -21,7 +21,9 @@ from service.config import WriteBackMode
 from service.trackers.errors import InvalidPayloadError, MalformedPayloadError
 
 __all__ = [
+    "Answer",
     "Classify",
+    "Closed",
     "Ignore",
     "Interpreted",
     "PlannedRequest",
@@ -31,6 +33,7 @@ __all__ = [
     "TrackerFacts",
     "TrackerSettings",
     "TrackerType",
+    "Verdict",
     "decode_payload",
 ]
 
@@ -114,13 +117,32 @@ class Relabel:
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """Someone other than us commented ``text`` on ``ticket``: an answer, if we asked a question there."""
+
+    ticket: Ticket
+    text: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The ticket was closed; its labels at closing say which team finally owned it."""
+
+    ticket: Ticket
+
+
+Verdict = Ignore | Classify | Relabel | Answer | Closed
+
+
+@dataclass(frozen=True, slots=True)
 class Interpreted:
     """A delivery's event, action, ticket reference and what to do with it."""
 
     event: str
     action: str | None
     ticket_ref: str | None
-    verdict: Ignore | Classify | Relabel
+    verdict: Verdict
 
 
 class PlannedRequest(msgspec.Struct, frozen=True):
