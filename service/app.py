@@ -24,11 +24,13 @@ from service.errors import exception_handlers
 from service.jobs import TrainingJobs
 from service.logs import AccessLogMiddleware
 from service.pointers import registry_for
+from service.quality import quality_report
 from service.routes.catalog import list_teams
 from service.routes.classify import classify, classify_batch
 from service.routes.feedback import create_feedback, list_feedback
 from service.routes.health import healthz, readyz
 from service.routes.models import ModelsController
+from service.routes.quality import get_quality
 from service.routes.webhooks import OutboxController, provide_intake, provide_writebacks, webhook_handler
 from service.routing import rules_for
 from service.runtime import Runtime, provide_runtime
@@ -71,6 +73,7 @@ def create_app(settings: Settings) -> Litestar:
             settings=settings, registry=registry, store=store, holder=holder, decisions=decisions, jobs=jobs
         )
         watcher = asyncio.create_task(_watch_active_model(holder, settings.model_poll_seconds))
+        gauges = asyncio.create_task(_refresh_quality(settings, store, holder))
         # Write-backs: one HTTP client for every tracker, a worker that resumes stored rows at once.
         outbound = httpx.AsyncClient(timeout=httpx.Timeout(settings.writeback_timeout_seconds), follow_redirects=False)
         policy = RetryPolicy(
@@ -89,9 +92,10 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await worker.stop()
             await outbound.aclose()
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in (watcher, gauges):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             jobs.close()
             await anyio.to_thread.run_sync(decisions.stop)
             store.close()
@@ -109,6 +113,7 @@ def create_app(settings: Settings) -> Litestar:
             classify_batch,
             list_teams,
             ModelsController,
+            get_quality,
             create_feedback,
             list_feedback,
             healthz,
@@ -154,6 +159,21 @@ def _client_key(request: Request[Any, Any, Any]) -> str:
     if token:
         return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
     return "address:" + (request.client.host if request.client else "unknown")
+
+
+QUALITY_REFRESH_SECONDS = 60.0
+
+
+async def _refresh_quality(settings: Settings, store: Store, holder: ModelHolder) -> None:
+    """Keep the production-quality gauges of /metrics current (GET /v1/quality refreshes them too)."""
+    while True:
+        manifest = holder.manifest
+        if manifest is not None:
+            try:
+                await anyio.to_thread.run_sync(quality_report, settings, store, manifest)
+            except Exception:  # the gauges keep their last values; the next round tries again
+                log.exception("production quality refresh failed")
+        await asyncio.sleep(QUALITY_REFRESH_SECONDS)
 
 
 async def _watch_active_model(holder: ModelHolder, interval: float) -> None:

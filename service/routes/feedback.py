@@ -15,7 +15,7 @@ from service.errors import NotFoundError, UnprocessableError
 from service.openapi import problems
 from service.runtime import Runtime
 from service.schemas import FeedbackOut, FeedbackPage, FeedbackRequest
-from service.store import CorrectionRecord, new_id
+from service.store import CorrectionRecord, OutcomeRecord, new_id
 
 __all__ = ["create_feedback", "list_feedback"]
 
@@ -67,6 +67,11 @@ def _correction(runtime: Runtime, data: FeedbackRequest) -> CorrectionRecord:
         ticket_ref=ticket_ref,
     )
     runtime.store.corrections.add(record)
+    if data.decision_id is not None:
+        # The team a person gave a decided ticket: what production precision is measured against.
+        runtime.store.outcomes.record(
+            OutcomeRecord(data.decision_id, record.created_at, data.team, "api:feedback", ticket_ref)
+        )
     return record
 
 
