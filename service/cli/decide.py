@@ -93,6 +93,8 @@ EXIT_ROWS_FAILED = 3
     " [default: repository; Jira: Project key].",
 )
 @click.option("--repository", "default_repository", help="The repository of every ticket that names none.")
+@click.option("--author-column", help="Column holding the author, for routing rules [default: author].")
+@click.option("--tracker", "default_tracker", help="The tracker of every ticket that names none, for routing rules.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 @click.option(
     "--chunk-size",
@@ -124,6 +126,8 @@ def label(
     labels_column: str | None,
     repository_column: str | None,
     default_repository: str | None,
+    author_column: str | None,
+    default_tracker: str | None,
     jobs: int,
     chunk_size: int,
     only_abstained: bool,
@@ -156,6 +160,8 @@ def label(
             labels=labels_column,
             repository=repository_column,
             default_repository=default_repository,
+            author=author_column,
+            default_tracker=default_tracker,
         ),
         jobs=jobs,
         chunk_size=chunk_size,

@@ -176,6 +176,11 @@ def validate(ctx: click.Context, path: Path | None) -> None:
     data = load_training_data(root, trackers.names())
     counts = {team: sum(1 for e in data.examples if e.team == team) for team in data.taxonomy.ids}
     out.print(f"{root}: {len(data.taxonomy.teams)} teams, {len(data.examples)} valid examples {counts}")
+    from service.routing import rules_for
+
+    ruleset = rules_for(settings, data.taxonomy.ids)
+    where = settings.rules_path
+    out.print(f"{where}: {len(ruleset)} valid rules" if where.exists() else f"{where}: no rules file (no rules)")
 
 
 @click.command("import")
