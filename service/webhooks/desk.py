@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 import anyio
 import msgspec
 
-from model.questions import Question
 from model.rules import RuleFacts
 from service.config import WriteBackMode
 from service.decisions import DecisionWorker, Recorded
@@ -64,8 +63,6 @@ class DeliveryDesk:
         self.holder = holder
         self.decisions = decisions
         self.wake_writer = wake_writer
-        # Questions by (model version, first team, second team): each is worked out once.
-        self._question_cache: dict[tuple[str, str, str], Question] = {}
 
     # -- deciding ---------------------------------------------------------------------------
 

@@ -135,7 +135,7 @@ class Intake(PeopleDesk, QuestionDesk):
             # An edit while our question waits: the new text is the answer.
             actor = ticket.author or "the reporter"
             return await self._answered(tracker, delivery_id, interpreted, ticket, recorded, asked, actor)
-        question = self._question_for(decision) if asked is None else None
+        question = self._question_for(decision, ticket) if asked is None else None
         if question is not None and not await self._ask(name, ticket.ref, recorded.decision_id, question):
             question = None  # asked meanwhile by another delivery: at most one question per ticket
         team = taxonomy.get(decision.team)

@@ -17,6 +17,7 @@ import anyio
 
 from model.decision import Decision
 from model.questions import QUESTION_HEAD, Question, ask_question, candidates
+from model.text import compose
 from service.decisions import Recorded
 from service.store import QuestionRecord
 from service.trackers.base import Answer, Interpreted, Ticket, Tracker
@@ -32,19 +33,16 @@ log = logging.getLogger("ticket_router.webhooks")
 class QuestionDesk(DeliveryDesk):
     """Asking questions and reading their answers."""
 
-    def _question_for(self, decision: Decision) -> Question | None:
-        """The question to ask about ``decision``, if questions are on and it is not clear."""
+    def _question_for(self, decision: Decision, ticket: Ticket) -> Question | None:
+        """The question to ask about ``decision`` on ``ticket``, if questions are on and it is not clear."""
         if not self.settings.ask_questions:
             return None
         pair = candidates(decision, self.settings.tie_margin)
         if pair is None:
             return None
-        cache = self._question_cache
-        key = (decision.model_version, *pair)
-        if key not in cache:
-            classifier = self.holder.classifier
-            cache[key] = ask_question(classifier.proba_many, self.holder.taxonomy, pair, self.settings.triage_label)
-        return cache[key]
+        text = compose(ticket.title, ticket.body)
+        classifier = self.holder.classifier
+        return ask_question(classifier.proba_many, self.holder.taxonomy, pair, self.settings.triage_label, text)
 
     async def _ask(self, tracker: str, ticket_ref: str, decision_id: str, question: Question) -> bool:
         """Store the question; False when this ticket was asked one before (here or on another replica)."""
