@@ -21,6 +21,7 @@ from service.trackers.base import Answer, Classify, Closed, Interpreted, Relabel
 from service.trackers.errors import TrackerDisabledError
 from service.webhooks.comments import comment_text
 from service.webhooks.desk import CLAIM_STALE_SECONDS, effective_mode, facts_of_ticket
+from service.webhooks.labels import wanted_label
 from service.webhooks.people import PeopleDesk
 from service.webhooks.questions import QuestionDesk
 from service.webhooks.schemas import WebhookResult
@@ -138,9 +139,8 @@ class Intake(PeopleDesk, QuestionDesk):
         question = self._question_for(decision, ticket) if asked is None else None
         if question is not None and not await self._ask(name, ticket.ref, recorded.decision_id, question):
             question = None  # asked meanwhile by another delivery: at most one question per ticket
-        team = taxonomy.get(decision.team)
-        unclear = decision.abstained or question is not None or team is None
-        wanted = self.settings.triage_label if unclear or team is None else team.label_for(name)
+        unclear = decision.abstained or question is not None
+        wanted = wanted_label(taxonomy, name, decision.team, unclear, self.settings.triage_label)
         plan = self._plan(name, ticket, wanted, ours)
         if decision.rule is not None:
             routed = f"routed to {decision.team} by rule {decision.rule!r}: {wanted}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from model.taxonomy import Taxonomy
 
-__all__ = ["LabelPlan", "owned_labels", "plan_labels"]
+__all__ = ["LabelPlan", "owned_labels", "plan_labels", "wanted_label"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,12 @@ class LabelPlan:
 def owned_labels(taxonomy: Taxonomy, tracker: str, triage_label: str) -> set[str]:
     """Every label the router may write in ``tracker``, casefolded."""
     return {team.label_for(tracker).casefold() for team in taxonomy.teams} | {triage_label.casefold()}
+
+
+def wanted_label(taxonomy: Taxonomy, tracker: str, team_id: str, unclear: bool, triage_label: str) -> str:
+    """The label a decision asks for: its team's, or the triage label when unclear or the team is unknown."""
+    team = taxonomy.get(team_id)
+    return triage_label if unclear or team is None else team.label_for(tracker)
 
 
 def plan_labels(

@@ -23,6 +23,7 @@ from service.store import QuestionRecord
 from service.trackers.base import Answer, Interpreted, Ticket, Tracker
 from service.webhooks.comments import comment_text
 from service.webhooks.desk import DeliveryDesk, effective_mode
+from service.webhooks.labels import wanted_label
 from service.webhooks.schemas import WebhookResult
 
 __all__ = ["QuestionDesk"]
@@ -81,8 +82,7 @@ class QuestionDesk(DeliveryDesk):
         clear = (
             not decision.abstained and not decision.skipped and candidates(decision, self.settings.tie_margin) is None
         )
-        team = self.holder.taxonomy.get(decision.team)
-        wanted = team.label_for(name) if clear and team is not None else self.settings.triage_label
+        wanted = wanted_label(self.holder.taxonomy, name, decision.team, not clear, self.settings.triage_label)
         if clear:
             outcome = f"routed to {decision.team} at {decision.confidence:.2f}"
         else:
