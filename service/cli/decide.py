@@ -25,8 +25,10 @@ __all__ = ["EXIT_ROWS_FAILED", "classify", "label"]
 @friendly
 def classify(ctx: click.Context, text: str | None, title: str | None, body: str | None, as_json: bool) -> None:
     """Classify one ticket with the active model ('-' reads the text from standard input)."""
+    from model.rules import RuleFacts
     from model.text import compose
     from service.decisions import record_of
+    from service.routing import rules_for
 
     if text == "-":
         text = sys.stdin.read()
@@ -39,11 +41,14 @@ def classify(ctx: click.Context, text: str | None, title: str | None, body: str 
     with Store.for_settings(settings) as store:
         loaded = registry_for(settings, store).load_active()
         decision = loaded.classifier(settings.max_text_chars, settings.abstain_threshold).decide(*parts)
+        decision = rules_for(settings, loaded.manifest.teams).apply(decision, RuleFacts(title=parts[0]))
         store.audit.add([record_of(decision, "cli", compose(*parts))])
     if as_json:
         click.echo(msgspec.json.encode(decision).decode())
         return
     verdict = "abstained (route to triage)" if decision.abstained else "routed"
+    if decision.rule is not None:
+        verdict = f"{'skipped' if decision.skipped else 'routed'} by rule {decision.rule!r}"
     out.print(f"[bold]{decision.team}[/bold] {decision.confidence:.2f} - {verdict}; model {decision.model_version}")
     table = Table()
     table.add_column("team")

@@ -116,7 +116,7 @@ def _print_team_thresholds(rows: dict[str, TeamThreshold]) -> None:
     for team, row in rows.items():
         routed = "-" if row.routed is None else f"{row.routed:.3f}"
         precision = "- (too few: global threshold)" if row.precision is None else f"{row.precision:.3f}"
-        table.add_row(team, f"{row.target:.2f}", f"{row.threshold:.2f}", str(row.decisions), routed, precision)
+        table.add_row(team, f"{row.target:g}", f"{row.threshold:.2f}", str(row.decisions), routed, precision)
     out.print(table)
 
 
