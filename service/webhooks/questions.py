@@ -61,6 +61,14 @@ class QuestionDesk(DeliveryDesk):
             return await self._ignore(name, delivery_id, interpreted, reason)
         if answer.text.strip().startswith(QUESTION_HEAD) or not answer.text.strip():
             return await self._ignore(name, delivery_id, interpreted, "our own question (or an empty comment)")
+        ours = await anyio.to_thread.run_sync(self.store.outbox.our_labels, name, ticket.ref)
+        taxonomy = self.holder.taxonomy
+        human = [
+            label for label in ticket.labels if taxonomy.team_for_label(name, label) and label.casefold() not in ours
+        ]
+        if human:
+            reason = f"a comment, but a person already set team label {human[0]!r}: people's labels win"
+            return await self._ignore(name, delivery_id, interpreted, reason)
         body = f"{ticket.body or ''}\n\n{answer.text}".strip()
         recorded = await self._decide(name, delivery_id, ticket, body)
         if recorded is None:

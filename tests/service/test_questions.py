@@ -210,3 +210,19 @@ async def test_jira_a_comment_answers_the_question(settings: Settings) -> None:
         [asked] = posted.calls
         paragraphs = sent_json(asked.request)["body"]["content"]
         assert [p["content"][0]["text"] for p in paragraphs] == QUESTION.split("\n")
+
+
+async def test_a_comment_after_a_person_set_a_team_label_does_not_route(settings: Settings) -> None:
+    with respx.mock(assert_all_called=False) as router:
+        labels = router.post(f"{API}/labels").mock(return_value=httpx.Response(200, json=[]))
+        router.post(f"{API}/comments").mock(return_value=httpx.Response(201, json={}))
+        async with serving(asking(settings)) as client:
+            await post_github(client, opened())
+            await settle(client)
+            answer = await post_github(
+                client, commented(ANSWER, labels=("needs-triage", "team:devops")), "issue_comment"
+            )
+            await settle(client)
+        assert answer["outcome"] == "ignored"
+        assert answer["reason"] == "a comment, but a person already set team label 'team:devops': people's labels win"
+        assert labels.call_count == 1
