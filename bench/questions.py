@@ -76,9 +76,11 @@ def run() -> dict[str, float]:
                 f"{wrong_first / len(asked):.1%}" if asked else "-",
             ]
         )
+    wrong_overall = sum(1 for t, d in zip(dev, first, strict=True) if d.team != t.a.team) / len(dev)
     console.print(
         table(
-            f"Who would be asked: real stream dev, {len(dev)} labelled tickets",
+            f"Who would be asked: real stream dev, {len(dev)} labelled tickets"
+            f" (the first decision is wrong on {wrong_overall:.1%} of all of them)",
             ["tie margin", "asked", "true team among the two", "first decision wrong among asked"],
             rows,
         )
