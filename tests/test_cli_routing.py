@@ -83,3 +83,34 @@ def test_a_team_with_its_own_target_gets_its_own_threshold(env: dict[str, str]) 
     code, output = run(env, "evaluate", "--out", str(Path(env["TICKET_ROUTER_DATA_DIR"]) / "reports"))
     assert code == 0, output
     assert "abstain threshold per team" in output and "0.999" in output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TICKET_ROUTER_TIE_MARGIN", "1.5", "TICKET_ROUTER_TIE_MARGIN must be in [0, 1)"),
+        ("TICKET_ROUTER_TIE_MARGIN", "wide", "TICKET_ROUTER_TIE_MARGIN='wide' is not a valid value"),
+        ("TICKET_ROUTER_ASK_QUESTIONS", "maybe", "TICKET_ROUTER_ASK_QUESTIONS='maybe' is not a valid value"),
+        ("TICKET_ROUTER_QUALITY_WINDOW_DAYS", "0", "TICKET_ROUTER_QUALITY_WINDOW_DAYS must be at least 1"),
+        ("TICKET_ROUTER_DRIFT_TOLERANCE", "0", "TICKET_ROUTER_DRIFT_TOLERANCE must be in (0, 1)"),
+    ],
+)
+def test_routing_settings_are_checked(env: dict[str, str], variable: str, value: str, message: str) -> None:
+    code, output = run({**env, variable: value}, "validate")
+    assert code == 1 and message in output
+
+
+def test_routing_settings_are_read(env: dict[str, str], tmp_path: Path) -> None:
+    from service.settings import Settings
+
+    settings = Settings.from_env(
+        {
+            **env,
+            "TICKET_ROUTER_RULES": str(tmp_path / "mine.toml"),
+            "TICKET_ROUTER_ASK_QUESTIONS": "true",
+            "TICKET_ROUTER_PROTECTED_LABELS": "security, legal-hold",
+        }
+    )
+    assert settings.rules_path == tmp_path / "mine.toml" and settings.ask_questions
+    assert settings.protected_labels == ("security", "legal-hold")
+    assert Settings.from_env(env).rules_path == Path(env["TICKET_ROUTER_TRAINING_DATA"]) / "rules.toml"
