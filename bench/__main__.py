@@ -11,6 +11,7 @@ from bench.common import console
 BENCHMARKS = [
     "accuracy",
     "history",
+    "questions",
     "learning",
     "latency",
     "batch",

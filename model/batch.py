@@ -16,8 +16,9 @@ from typing import Generic, Protocol, TypeVar
 
 from model.decision import Decision
 from model.inference import Classifier, TicketInput
+from model.rules import RuleFacts, RuleSet
 
-__all__ = ["BatchRow", "Labelled", "StoredClassifier", "label_rows"]
+__all__ = ["BatchRow", "Labelled", "StoredClassifier", "facts_of_row", "label_rows"]
 
 
 class BatchRow(Protocol):
@@ -81,8 +82,20 @@ def _chunks(rows: Iterable[R], size: int) -> Iterator[list[R]]:
         yield chunk
 
 
-def _pair(chunk: list[R], decisions: Iterator[Decision]) -> list[Labelled[R]]:
-    return [Labelled(row, None if row.error else next(decisions)) for row in chunk]
+def facts_of_row(row: BatchRow) -> RuleFacts:
+    """What routing rules see of a row; rows that know no author, labels or tracker leave them empty."""
+    labels = getattr(row, "labels", ())
+    return RuleFacts(row.title, getattr(row, "tracker", None), row.repository, getattr(row, "author", None), labels)
+
+
+def _pair(chunk: list[R], decisions: Iterator[Decision], rules: RuleSet | None = None) -> list[Labelled[R]]:
+    paired = [Labelled(row, None if row.error else next(decisions)) for row in chunk]
+    if not rules:
+        return paired
+    return [
+        item if item.decision is None else Labelled(item.row, rules.apply(item.decision, facts_of_row(item.row)))
+        for item in paired
+    ]
 
 
 def _tickets(chunk: list[R]) -> list[TicketInput]:
@@ -94,16 +107,18 @@ def label_rows(
     classifier_factory: Callable[[], Classifier],
     jobs: int = 1,
     chunk_size: int = 2000,
+    rules: RuleSet | None = None,
 ) -> Iterator[Labelled[R]]:
     """Decide every readable row, in input order, with ``jobs`` processes.
 
     ``classifier_factory`` is called once per process (it must be picklable for ``jobs > 1``).
-    At most ``2 * jobs`` chunks are in flight, so memory does not grow with the input.
+    At most ``2 * jobs`` chunks are in flight, so memory does not grow with the input. ``rules``
+    are applied here, in this process, as the service applies them.
     """
     if jobs <= 1:
         classifier = classifier_factory()
         for chunk in _chunks(rows, chunk_size):
-            yield from _pair(chunk, iter(classifier.decide_many(_tickets(chunk))))
+            yield from _pair(chunk, iter(classifier.decide_many(_tickets(chunk))), rules)
         return
     with ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker, initargs=(classifier_factory,)) as pool:
         pending: list[tuple[list[R], Future[list[Decision]]]] = []
@@ -111,9 +126,9 @@ def label_rows(
             pending.append((chunk, pool.submit(_decide_in_worker, _tickets(chunk))))
             if len(pending) >= 2 * jobs:
                 done_chunk, future = pending.pop(0)
-                yield from _pair(done_chunk, iter(future.result()))
+                yield from _pair(done_chunk, iter(future.result()), rules)
         for done_chunk, future in pending:
-            yield from _pair(done_chunk, iter(future.result()))
+            yield from _pair(done_chunk, iter(future.result()), rules)
 
 
 @dataclass(frozen=True)

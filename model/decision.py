@@ -18,7 +18,9 @@ class Decision(msgspec.Struct, frozen=True, omit_defaults=True):
     """The team for a ticket, with calibrated scores for every team.
 
     ``id`` echoes a batch item's id and ``truncated`` is set only when the text was cut to
-    the length limit before classification; both are left out otherwise.
+    the length limit before classification; both are left out otherwise. ``rule`` names the
+    routing rule that decided (the scores stay the model's), and ``skipped`` says that rule
+    asked to leave the ticket alone.
     """
 
     team: str
@@ -29,3 +31,5 @@ class Decision(msgspec.Struct, frozen=True, omit_defaults=True):
     model_version: str
     id: str | None = None
     truncated: bool = False
+    rule: str | None = None
+    skipped: bool = False

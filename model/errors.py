@@ -7,6 +7,7 @@ them to HTTP responses in one table (``service/errors.py``) and the CLI prints t
     ├── DataError                 input data cannot be used
     │   ├── TaxonomyError         teams.toml is missing, malformed or has fewer than two teams
     │   ├── DatasetError          labelled examples are malformed (names file and line)
+    │   ├── RulesError            rules.toml is malformed (names the rule: bad regex, unknown team)
     │   └── TrainingDataError     the data parses but cannot train a model (one team, no evidence)
     ├── ModelNotFoundError        no such model version, or no active model
     ├── ModelIntegrityError       an artifact's sha256 or library versions do not match its manifest
@@ -25,6 +26,7 @@ __all__ = [
     "Problem",
     "RegistryError",
     "RouterError",
+    "RulesError",
     "TaxonomyError",
     "TrainingDataError",
 ]
@@ -69,6 +71,10 @@ class DatasetError(DataError):
         if more > 0:
             shown += f"\n... and {more} more"
         super().__init__(f"{len(self.problems)} problem(s) in the labelled examples:\n{shown}")
+
+
+class RulesError(DataError):
+    """Raised when a rules file is malformed; the message names the file and the rule."""
 
 
 class TrainingDataError(DataError):

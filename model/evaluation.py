@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ __all__ = [
     "Metrics",
     "ReliabilityBin",
     "TeamScores",
+    "TeamThreshold",
     "ThresholdRow",
     "choose_team_thresholds",
     "choose_threshold",
@@ -27,6 +28,7 @@ __all__ = [
     "plot_confusion",
     "reliability_bins",
     "reliability_png",
+    "team_threshold_table",
     "threshold_table",
 ]
 
@@ -179,31 +181,68 @@ def confusion_scores(labels: Sequence[str], confusion: NDArray[np.int64]) -> Con
 MIN_DECISIONS_FOR_TEAM_THRESHOLD = 30
 
 
+class TeamThreshold(msgspec.Struct, frozen=True):
+    """One team's abstain threshold: the target it was chosen for, and what it does out of fold.
+
+    ``routed`` is the share of the tickets given to the team that it keeps at the threshold and
+    ``precision`` their precision (None when the team had too few decisions to measure, and kept
+    the global threshold).
+    """
+
+    target: float
+    threshold: float
+    decisions: int
+    routed: float | None
+    precision: float | None
+
+
+def team_threshold_table(
+    labels: Sequence[str],
+    y_true: NDArray[np.int64],
+    proba: NDArray[np.float64],
+    target_precision: float,
+    fallback: float,
+    targets: Mapping[str, float] | None = None,
+) -> dict[str, TeamThreshold]:
+    """Per team: the lowest threshold at which the tickets routed to it meet its precision target.
+
+    A team's routed precision is measured on the tickets the model gives to that team, so a team
+    often confused with another routes less. ``targets`` gives some teams their own target
+    (``target_precision`` in teams.toml). A team held to the common target or a stricter one never
+    goes below ``fallback`` (the threshold chosen for all teams together): out-of-fold decisions
+    flatter the teams that are easy on written tickets, and a real stream is where they are
+    confused. A team given a lower target of its own may go below it.
+    """
+    predicted = proba.argmax(axis=1)
+    confidence = proba.max(axis=1)
+    chosen: dict[str, TeamThreshold] = {}
+    for index, label in enumerate(labels):
+        target = (targets or {}).get(label, target_precision)
+        mine = predicted == index
+        count = int(mine.sum())
+        if count < MIN_DECISIONS_FOR_TEAM_THRESHOLD:
+            chosen[label] = TeamThreshold(target, fallback, count, None, None)
+            continue
+        rows = threshold_table(confidence[mine], (y_true[mine] == index), THRESHOLDS)
+        threshold = choose_threshold(rows, target)
+        if target >= target_precision:
+            threshold = max(threshold, fallback)
+        row = min(rows, key=lambda r: abs(r.threshold - threshold))
+        chosen[label] = TeamThreshold(target, threshold, count, row.routed, row.precision)
+    return chosen
+
+
 def choose_team_thresholds(
     labels: Sequence[str],
     y_true: NDArray[np.int64],
     proba: NDArray[np.float64],
     target_precision: float,
     fallback: float,
+    targets: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """Per team: the lowest threshold at which the tickets routed to it meet the precision target.
-
-    A team's routed precision is measured on the tickets the model gives to that team, so a team
-    often confused with another routes less. A team never goes below ``fallback`` (the threshold
-    chosen for all teams together): out-of-fold decisions flatter the teams that are easy on
-    written tickets, and a real stream is where they are confused.
-    """
-    predicted = proba.argmax(axis=1)
-    confidence = proba.max(axis=1)
-    chosen: dict[str, float] = {}
-    for index, label in enumerate(labels):
-        mine = predicted == index
-        if int(mine.sum()) < MIN_DECISIONS_FOR_TEAM_THRESHOLD:
-            chosen[label] = fallback
-            continue
-        rows = threshold_table(confidence[mine], (y_true[mine] == index), THRESHOLDS)
-        chosen[label] = max(fallback, choose_threshold(rows, target_precision))
-    return chosen
+    """Per team, the threshold of ``team_threshold_table``."""
+    table = team_threshold_table(labels, y_true, proba, target_precision, fallback, targets)
+    return {label: row.threshold for label, row in table.items()}
 
 
 def compute_metrics(labels: Sequence[str], y_true: NDArray[np.int64], proba: NDArray[np.float64]) -> Metrics:

@@ -31,6 +31,9 @@ class Team(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # them (a monitoring system, a deploy tool, a cluster add-on): each is evidence of its own.
     tools: list[Annotated[str, Meta(min_length=1, max_length=200)]] = []
     labels: dict[TrackerName, Annotated[str, Meta(min_length=1, max_length=255)]] = {}
+    # The routed precision this team's tickets must reach (else TICKET_ROUTER_TARGET_PRECISION):
+    # its abstain threshold is chosen for it.
+    target_precision: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None
 
     def label_for(self, tracker: str) -> str:
         """The label this team carries in ``tracker`` (default ``team:<id>`` lowercased)."""
@@ -73,6 +76,10 @@ class Taxonomy(msgspec.Struct, frozen=True):
             if team is not None:
                 return team
         return None
+
+    def targets(self) -> dict[str, float]:
+        """The teams that set their own ``target_precision``, with it."""
+        return {t.id: t.target_precision for t in self.teams if t.target_precision is not None}
 
     def to_toml_dict(self) -> dict[str, object]:
         """A plain-data form, for hashing and reports."""

@@ -19,7 +19,14 @@ from sklearn.pipeline import Pipeline
 
 from model.dataset import LabelledTicket, dataset_sha256
 from model.errors import TrainingDataError
-from model.evaluation import Metrics, choose_team_thresholds, choose_threshold, compute_metrics, threshold_table
+from model.evaluation import (
+    Metrics,
+    TeamThreshold,
+    choose_threshold,
+    compute_metrics,
+    team_threshold_table,
+    threshold_table,
+)
 from model.inference import Classifier
 from model.pipeline import PipelineParams, build_pipeline
 from model.taxonomy import Taxonomy
@@ -85,6 +92,8 @@ class TrainingReport(msgspec.Struct, frozen=True):
     cv: Metrics | None
     seconds: float
     team_thresholds: dict[str, float] = {}
+    # Per team: its precision target, threshold and out-of-fold routed share and precision there.
+    team_routing: dict[str, TeamThreshold] = {}
 
 
 class TrainedModel:
@@ -374,6 +383,8 @@ def train(
         pipeline = fit_pipeline(taxonomy, examples, params)
 
     team_thresholds: dict[str, float] = {}
+    team_routing: dict[str, TeamThreshold] = {}
+    targets = taxonomy.targets()
     if cv_result is None:
         metrics, temperature, folds = None, 1.0, 0
         threshold, source = params.default_threshold, "default (too few examples to measure)"
@@ -383,11 +394,12 @@ def train(
         table = threshold_table(chosen.max(axis=1), chosen.argmax(axis=1) == cv_result.y)
         threshold = choose_threshold(table, params.target_precision)
         source = f"cross-validation, routed precision target {params.target_precision}"
-        if params.team_thresholds:
-            team_thresholds = choose_team_thresholds(
-                taxonomy.ids, cv_result.y, cv_result.proba, params.target_precision, threshold
+        if params.team_thresholds or targets:
+            team_routing = team_threshold_table(
+                taxonomy.ids, cv_result.y, cv_result.proba, params.target_precision, threshold, targets
             )
-            source += ", per team"
+            team_thresholds = {team: row.threshold for team, row in team_routing.items()}
+            source += ", per team" + (f" (own targets: {targets})" if targets else "")
 
     # Fold the temperature into the classifier, so predict_proba itself is calibrated.
     clf = pipeline.named_steps["clf"]
@@ -406,6 +418,7 @@ def train(
         threshold=threshold,
         threshold_source=source,
         team_thresholds=team_thresholds,
+        team_routing=team_routing,
         cv=metrics,
         seconds=time.perf_counter() - started,
     )

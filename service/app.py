@@ -31,13 +31,16 @@ from service.logs import AccessLogMiddleware
 from service.metrics import forget_dead_workers
 from service.openapi import components
 from service.pointers import registry_for
+from service.quality import quality_report
 from service.ratelimit import Budget, RateLimit
 from service.routes.catalog import list_teams
 from service.routes.classify import classify, classify_batch
 from service.routes.feedback import create_feedback, list_feedback
 from service.routes.health import healthz, metrics, readyz
 from service.routes.models import ModelsController
+from service.routes.quality import get_quality
 from service.routes.webhooks import OutboxController, provide_intake, provide_writebacks, webhook_handler
+from service.routing import rules_for
 from service.runtime import Runtime, provide_runtime
 from service.server import METRICS_DIR_VARIABLE
 from service.serving import ModelHolder
@@ -71,7 +74,10 @@ def create_app(settings: Settings) -> Litestar:
         registry = registry_for(settings, store)
         holder = ModelHolder(registry, settings.max_text_chars, settings.abstain_threshold)
         await anyio.to_thread.run_sync(holder.refresh)
-        decisions = DecisionWorker(holder, store, triage_margin=settings.triage_margin)
+        # Rules are checked against the served model's teams (else teams.toml): a bad file stops start-up.
+        teams = holder.manifest.teams if holder.manifest is not None else None
+        rules = await anyio.to_thread.run_sync(lambda: rules_for(settings, teams))
+        decisions = DecisionWorker(holder, store, triage_margin=settings.triage_margin, rules=rules)
         decisions.start()
         jobs = TrainingJobs(settings, store)
         await anyio.to_thread.run_sync(jobs.recover)
@@ -80,6 +86,7 @@ def create_app(settings: Settings) -> Litestar:
         )
         watcher = asyncio.create_task(_watch_active_model(holder, settings.model_poll_seconds))
         pruner = asyncio.create_task(triage.prune_forever(store, settings.triage_retention_days))
+        gauges = asyncio.create_task(_refresh_quality(settings, store, holder))
         # Write-backs: one HTTP client for every tracker, a worker that resumes stored rows at once.
         outbound = httpx.AsyncClient(timeout=httpx.Timeout(settings.writeback_timeout_seconds), follow_redirects=False)
         policy = RetryPolicy(
@@ -98,7 +105,7 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await worker.stop()
             await outbound.aclose()
-            for task in (watcher, pruner):
+            for task in (watcher, pruner, gauges):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -114,6 +121,7 @@ def create_app(settings: Settings) -> Litestar:
             classify_batch,
             list_teams,
             ModelsController,
+            get_quality,
             create_feedback,
             list_feedback,
             healthz,
@@ -183,6 +191,21 @@ def _stop_idle_worker_threads() -> None:
         if thread.name == "AnyIO worker thread" and callable(stop):
             with contextlib.suppress(Exception):
                 stop()
+
+
+QUALITY_REFRESH_SECONDS = 60.0
+
+
+async def _refresh_quality(settings: Settings, store: Store, holder: ModelHolder) -> None:
+    """Keep the production-quality gauges of /metrics current (GET /v1/quality refreshes them too)."""
+    while True:
+        manifest = holder.manifest
+        if manifest is not None:
+            try:
+                await anyio.to_thread.run_sync(quality_report, settings, store, manifest)
+            except Exception:  # the gauges keep their last values; the next round tries again
+                log.exception("production quality refresh failed")
+        await asyncio.sleep(QUALITY_REFRESH_SECONDS)
 
 
 async def _watch_active_model(holder: ModelHolder, interval: float) -> None:

@@ -53,6 +53,8 @@ class Row(msgspec.Struct, frozen=True):
     labels: tuple[str, ...] = ()
     error: str | None = None
     repository: str | None = None
+    author: str | None = None
+    tracker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,23 @@ class Columns:
     repository: str | None = None
     # The repository of every row that has none of its own (``label --repository``).
     default_repository: str | None = None
+    author: str | None = None
+    tracker: str | None = None
+    # The tracker of every row that names none (``--tracker``): routing rules may ask for it.
+    default_tracker: str | None = None
 
 
 # Where each format keeps the repository or project a ticket was filed in, if it does.
 _REPOSITORY: dict[InputFormat, str] = {"jsonl": "repository", "csv": "repository", "jira-csv": "Project key"}
+
+# Where each format keeps the ticket's author (gh's is an object with a login).
+_AUTHOR: dict[InputFormat, str] = {
+    "jsonl": "author",
+    "csv": "author",
+    "gh-json": "author",
+    "gitlab-csv": "Author Username",
+    "jira-csv": "Reporter",
+}
 
 # The usual column names of each format (id, title, body, labels).
 _DEFAULTS: dict[InputFormat, tuple[str, str, str, str]] = {
@@ -150,7 +165,13 @@ def _row(number: int, record: dict[str, Any], fmt: InputFormat, columns: Columns
         return Row(number, ident, title, body, team, labels, "empty text: no title, body or text")
     place = columns.repository or _REPOSITORY.get(fmt)
     repository = (_text(record.get(place)) if place else None) or columns.default_repository
-    return Row(number, ident, title, body, team, labels, repository=repository or None)
+    author = record.get(columns.author or _AUTHOR[fmt])
+    if isinstance(author, dict):
+        author = author.get("login") or author.get("username") or author.get("name")
+    tracker = _text(record.get(columns.tracker or "tracker")) or columns.default_tracker
+    return Row(
+        number, ident, title, body, team, labels, None, repository or None, _text(author) or None, tracker or None
+    )
 
 
 _object = msgspec.json.Decoder(dict[str, Any])

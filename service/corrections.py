@@ -13,7 +13,7 @@ from model.taxonomy import Taxonomy
 from model.text import compose, text_sha256
 from service.errors import NotFoundError, UnprocessableError
 from service.schemas import FeedbackRequest
-from service.store import CorrectionRecord, Store, new_id
+from service.store import CorrectionRecord, OutcomeRecord, Store, new_id
 
 __all__ = ["latest_per_ticket", "record_correction", "trainable", "training_count"]
 
@@ -60,6 +60,11 @@ def record_correction(store: Store, taxonomy: Taxonomy, data: FeedbackRequest, s
         ticket_ref=ticket_ref,
     )
     store.corrections.add(record)
+    if data.decision_id is not None:
+        # The team a person gave a decided ticket: what production precision is measured against.
+        store.outcomes.record(
+            OutcomeRecord(data.decision_id, record.created_at, data.team, f"{source}:feedback", ticket_ref)
+        )
     return record
 
 

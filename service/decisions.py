@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from model.decision import Decision
 from model.inference import Classifier, TicketInput
+from model.rules import RuleFacts, RuleSet
 from model.text import compose, text_sha256
 from service.metrics import count_decisions
 from service.serving import ModelHolder
@@ -50,6 +51,7 @@ class _Job:
     source: str
     refs: Sequence[str | None] | None
     links: Sequence[str | None] | None = None
+    facts: Sequence[RuleFacts | None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     future: asyncio.Future[list[Recorded]] | None = None
     results: list[Recorded] = field(default_factory=list)
@@ -61,9 +63,17 @@ class _Job:
 class DecisionWorker:
     """The one thread that classifies and records tickets for the service."""
 
-    def __init__(self, holder: ModelHolder, store: Store, max_batch: int = 256, triage_margin: float = 0.0) -> None:
+    def __init__(
+        self,
+        holder: ModelHolder,
+        store: Store,
+        max_batch: int = 256,
+        triage_margin: float = 0.0,
+        rules: RuleSet | None = None,
+    ) -> None:
         self._holder = holder
         self._store = store
+        self.rules = rules or RuleSet()
         self._max_batch = max_batch
         self._triage_margin = triage_margin
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -95,14 +105,16 @@ class DecisionWorker:
         source: str,
         refs: Sequence[str | None] | None = None,
         links: Sequence[str | None] | None = None,
+        facts: Sequence[RuleFacts | None] | None = None,
     ) -> list[Recorded]:
         """Classify and record ``tickets``; returns once their audit rows are committed.
 
         ``refs`` name the tickets in their tracker and ``links`` are their web pages, when known.
+        The routing rules see each ticket's ``facts`` (where it comes from), or its title alone.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Recorded]] = loop.create_future()
-        self._queue.put(_Job(tickets, source, refs, links, loop=loop, future=future))
+        self._queue.put(_Job(tickets, source, refs, links, facts, loop=loop, future=future))
         return await future
 
     def _run(self) -> None:
@@ -145,13 +157,17 @@ class DecisionWorker:
         margin = self._triage_margin
         now = time.time()
         position = 0
+        rules = self.rules
         for job in jobs:
             refs = job.refs or [None] * len(job.tickets)
             links = job.links or [None] * len(job.tickets)
-            for ticket, ref, link in zip(job.tickets, refs, links, strict=True):
+            facts = job.facts or [None] * len(job.tickets)
+            for ticket, ref, link, fact in zip(job.tickets, refs, links, facts, strict=True):
                 title, body = ticket[1], ticket[2]
                 decision = decisions[position]
                 position += 1
+                if len(rules):
+                    decision = rules.apply(decision, fact or RuleFacts(title=title))
                 record = record_of(decision, job.source, compose(title, body), ref, now)
                 records.append(record)
                 job.records.append(record)
@@ -272,6 +288,8 @@ def record_of(
         abstained=decision.abstained,
         model_version=decision.model_version,
         scores=decision.scores,
+        rule=decision.rule,
+        skipped=decision.skipped,
     )
 
 

@@ -8,7 +8,14 @@ from pathlib import Path
 import msgspec
 
 from model.dataset import example_files, load_examples
-from model.evaluation import Metrics, choose_threshold, evaluate_classifier, plot_confusion
+from model.evaluation import (
+    Metrics,
+    TeamThreshold,
+    choose_threshold,
+    evaluate_classifier,
+    plot_confusion,
+    team_threshold_table,
+)
 from model.training import TrainingParams, cross_validate, train
 from service.pointers import registry_for
 from service.settings import Settings
@@ -27,6 +34,9 @@ class EvaluationResult(msgspec.Struct):
     target_precision: float
     threshold: float | None
     cv: Metrics | None
+    # Per team: its precision target (teams.toml, else the setting), the threshold it gets, and out of fold
+    # the share of its tickets routed there and their precision.
+    team_thresholds: dict[str, TeamThreshold] = {}
     holdout_file: str | None = None
     holdout_model: str | None = None
     holdout: Metrics | None = None
@@ -52,6 +62,10 @@ def run_evaluation(
         threshold=choose_threshold(cv.metrics.thresholds, settings.target_precision) if cv else None,
         cv=cv.metrics if cv else None,
     )
+    if cv is not None and result.threshold is not None:
+        result.team_thresholds = team_threshold_table(
+            data.taxonomy.ids, cv.y, cv.proba, settings.target_precision, result.threshold, data.taxonomy.targets()
+        )
     if holdout is not None:
         if model_version:
             with Store.for_settings(settings) as store:

@@ -31,6 +31,7 @@ from service.backlog import (
     write_jsonl,
 )
 from service.pointers import registry_for
+from service.routing import rules_for
 from service.settings import Settings
 from service.store import Store
 
@@ -96,6 +97,7 @@ def run_label_job(settings: Settings, job: LabelJob, console: Console) -> Summar
         registry = registry_for(settings, store)
         manifest = registry.load_active().manifest
     taxonomy = manifest.taxonomy
+    rules = rules_for(settings, taxonomy.ids)
     factory = StoredClassifier(registry.root, manifest.version, settings.max_text_chars, settings.abstain_threshold)
     columns = job.columns
     output_format = job.output_format or (
@@ -109,7 +111,8 @@ def run_label_job(settings: Settings, job: LabelJob, console: Console) -> Summar
         fmt = cast(InputFormat, job.input_format or detect_format(str(job.input_path or ""), head))
         total = job.input_path.stat().st_size if job.input_path is not None else None
         with _progress(job, total, console) as advance, _output(job) as out:
-            labelled = label_rows(read_rows(source, fmt, columns), factory, jobs=job.jobs, chunk_size=job.chunk_size)
+            rows = read_rows(source, fmt, columns)
+            labelled = label_rows(rows, factory, jobs=job.jobs, chunk_size=job.chunk_size, rules=rules)
 
             def counted() -> Iterator[Labelled[Row]]:
                 for item in labelled:

@@ -56,6 +56,14 @@ class Settings:
     max_text_chars: int = 20_000
     model_poll_seconds: float = 2.0
 
+    # routing policy: rules before the model, a question instead of a guess, production quality
+    rules: Path | None = None
+    tie_margin: float = 0.15
+    ask_questions: bool = False
+    protected_labels: tuple[str, ...] = ()
+    quality_window_days: int = 30
+    drift_tolerance: float = 0.1
+
     # operations: what protects the service from clients (docs/OPERATIONS.md, "Limits")
     rate_limit: str = "100/second"
     auth_failure_limit: str = "20/minute"
@@ -103,6 +111,11 @@ class Settings:
     def auth_failure_rule(self) -> tuple[int, float] | None:
         """The per-address budget of failed authentications as (count, period in seconds), or None when off."""
         return _rule(self.auth_failure_limit)
+
+    @property
+    def rules_path(self) -> Path:
+        """The routing rules file: ``TICKET_ROUTER_RULES``, else ``rules.toml`` beside ``teams.toml``."""
+        return self.rules if self.rules is not None else self.training_data / "rules.toml"
 
     @property
     def registry_dir(self) -> Path:
@@ -154,6 +167,9 @@ class Settings:
             (0.0 <= self.triage_margin <= 1.0, "TICKET_ROUTER_TRIAGE_MARGIN must be in [0, 1]"),
             (self.triage_retention_days >= 1, "TICKET_ROUTER_TRIAGE_RETENTION_DAYS must be at least 1"),
             (self.console_session_hours > 0, "TICKET_ROUTER_CONSOLE_SESSION_HOURS must be positive"),
+            (0.0 <= self.tie_margin < 1.0, "TICKET_ROUTER_TIE_MARGIN must be in [0, 1)"),
+            (self.quality_window_days >= 1, "TICKET_ROUTER_QUALITY_WINDOW_DAYS must be at least 1"),
+            (0.0 < self.drift_tolerance < 1.0, "TICKET_ROUTER_DRIFT_TOLERANCE must be in (0, 1)"),
             (
                 bool(self.triage_label) and not any(c.isspace() or c == "," for c in self.triage_label),
                 "TICKET_ROUTER_TRIAGE_LABEL must be one label: no spaces (Jira) and no commas (GitLab)",

@@ -57,8 +57,8 @@ def triage_of(
     ticket_ref: str | None = None,
     url: str | None = None,
 ) -> TriageRecord | None:
-    """The triage row of a decision, or None when it does not go to triage."""
-    if source in EXEMPT_SOURCES:
+    """The triage row of a decision, or None when it does not go to triage (a rule's decisions never do)."""
+    if source in EXEMPT_SOURCES or decision.rule is not None:
         return None
     reason = triage_reason(decision, margin)
     if reason is None:

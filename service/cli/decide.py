@@ -25,8 +25,10 @@ __all__ = ["EXIT_ROWS_FAILED", "classify", "label"]
 @friendly
 def classify(ctx: click.Context, text: str | None, title: str | None, body: str | None, as_json: bool) -> None:
     """Classify one ticket with the active model ('-' reads the text from standard input)."""
+    from model.rules import RuleFacts
     from model.text import compose
     from service.decisions import record_of
+    from service.routing import rules_for
     from service.triage import triage_of
 
     if text == "-":
@@ -40,6 +42,7 @@ def classify(ctx: click.Context, text: str | None, title: str | None, body: str 
     with Store.for_settings(settings) as store:
         loaded = registry_for(settings, store).load_active()
         decision = loaded.classifier(settings.max_text_chars, settings.abstain_threshold).decide(*parts)
+        decision = rules_for(settings, loaded.manifest.teams).apply(decision, RuleFacts(title=parts[0]))
         record = record_of(decision, "cli", compose(*parts))
         row = triage_of(record.id, decision, "cli", *parts, settings.triage_margin, record.created_at)
         store.audit.add([record], [row] if row is not None else [])
@@ -47,6 +50,8 @@ def classify(ctx: click.Context, text: str | None, title: str | None, body: str 
         click.echo(msgspec.json.encode(decision).decode())
         return
     verdict = "abstained (route to triage)" if decision.abstained else "routed"
+    if decision.rule is not None:
+        verdict = f"{'skipped' if decision.skipped else 'routed'} by rule {decision.rule!r}"
     out.print(f"[bold]{decision.team}[/bold] {decision.confidence:.2f} - {verdict}; model {decision.model_version}")
     table = Table()
     table.add_column("team")
@@ -96,6 +101,8 @@ EXIT_ROWS_FAILED = 3
     " [default: repository; Jira: Project key].",
 )
 @click.option("--repository", "default_repository", help="The repository of every ticket that names none.")
+@click.option("--author-column", help="Column holding the author, for routing rules [default: author].")
+@click.option("--tracker", "default_tracker", help="The tracker of every ticket that names none, for routing rules.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 @click.option(
     "--chunk-size",
@@ -127,6 +134,8 @@ def label(
     labels_column: str | None,
     repository_column: str | None,
     default_repository: str | None,
+    author_column: str | None,
+    default_tracker: str | None,
     jobs: int,
     chunk_size: int,
     only_abstained: bool,
@@ -159,6 +168,8 @@ def label(
             labels=labels_column,
             repository=repository_column,
             default_repository=default_repository,
+            author=author_column,
+            default_tracker=default_tracker,
         ),
         jobs=jobs,
         chunk_size=chunk_size,

@@ -12,6 +12,7 @@ import click
 from service.cli.common import err, friendly, out, settings_of
 from service.cli.decide import classify, label
 from service.cli.models import models
+from service.cli.rules import rules
 from service.cli.training import evaluate, import_history, train, validate
 from service.settings import PREFIX, Settings, SettingsError
 from service.store import Store
@@ -65,6 +66,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     trained = ensure_active_model(settings)
     if trained is not None:
         err.print(f"no active model: trained and activated {trained.version} from {settings.training_data}")
+    from service.routing import rules_for
+
+    rules_for(settings)  # a bad rules file stops here, with the rule named, before any worker starts
     # Worker processes build their settings from the environment: hand the overrides on.
     os.environ[PREFIX + "DATA_DIR"] = str(settings.data_dir)
     os.environ[PREFIX + "TRAINING_DATA"] = str(settings.training_data)
@@ -91,5 +95,5 @@ def init(ctx: click.Context) -> None:
         out.print(f"ready: database schema {version}, trained and activated {trained.version}")
 
 
-for command in (train, evaluate, validate, import_history, classify, label, models):
+for command in (train, evaluate, validate, import_history, classify, label, models, rules):
     main.add_command(command)

@@ -9,7 +9,7 @@ import click
 import msgspec
 from rich.table import Table
 
-from model.evaluation import Metrics
+from model.evaluation import Metrics, TeamThreshold
 from model.registry import Manifest
 from service.cli.common import friendly, out, settings_of
 from service.pointers import registry_for
@@ -75,6 +75,7 @@ def _print_training(manifest: Manifest, verdict: str) -> None:
         f"temperature {report.temperature:.3f}; abstain below {manifest.threshold:.2f} ({report.threshold_source});"
         f" trained in {report.seconds:.1f}s"
     )
+    _print_team_thresholds(report.team_routing)
     if manifest.gate is not None:
         out.print(f"promotion gate: {'passed' if manifest.gate.passed else 'refused'} - {manifest.gate.reason}")
 
@@ -106,6 +107,19 @@ def _print_metrics(metrics: Metrics, title: str) -> None:
     out.print(thresholds)
 
 
+def _print_team_thresholds(rows: dict[str, TeamThreshold]) -> None:
+    if not rows:
+        return
+    table = Table(title="abstain threshold per team (chosen for each team's precision target)")
+    for column in ("team", "target", "threshold", "decisions", "routed", "precision of routed"):
+        table.add_column(column, justify="left" if column == "team" else "right")
+    for team, row in rows.items():
+        routed = "-" if row.routed is None else f"{row.routed:.3f}"
+        precision = "- (too few: global threshold)" if row.precision is None else f"{row.precision:.3f}"
+        table.add_row(team, f"{row.target:g}", f"{row.threshold:.2f}", str(row.decisions), routed, precision)
+    out.print(table)
+
+
 @click.command()
 @click.option(
     "--holdout", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Labelled JSONL to test on."
@@ -134,6 +148,7 @@ def evaluate(
     if result.cv is not None:
         _print_metrics(result.cv, f"{result.folds}-fold cross-validation on {settings.training_data}")
         out.print(f"threshold for routed precision {settings.target_precision}: {result.threshold:.2f}")
+        _print_team_thresholds(result.team_thresholds)
     else:
         out.print("too few examples for cross-validation (each team needs two)")
     if result.holdout is not None:
@@ -161,6 +176,11 @@ def validate(ctx: click.Context, path: Path | None) -> None:
     data = load_training_data(root, trackers.names())
     counts = {team: sum(1 for e in data.examples if e.team == team) for team in data.taxonomy.ids}
     out.print(f"{root}: {len(data.taxonomy.teams)} teams, {len(data.examples)} valid examples {counts}")
+    from service.routing import rules_for
+
+    ruleset = rules_for(settings, data.taxonomy.ids)
+    where = settings.rules_path
+    out.print(f"{where}: {len(ruleset)} valid rules" if where.exists() else f"{where}: no rules file (no rules)")
 
 
 @click.command("import")

@@ -23,6 +23,7 @@ from service.errors import (
     UnsupportedMediaError,
 )
 from service.openapi import ANY_TOKEN, inline_schema, problems
+from service.routing import facts_of
 from service.runtime import Runtime
 from service.schemas import BatchItem, BatchRequest, BatchResponse, ClassifyRequest
 from service.store import StoreError
@@ -76,7 +77,8 @@ async def classify(
     runtime: Runtime,
 ) -> Response[bytes]:
     """Classify one ticket."""
-    [recorded] = await runtime.decisions.decide([(None, *data.parts, data.repository)], "api")
+    facts = [facts_of(data.parts[0], data.context)]
+    [recorded] = await runtime.decisions.decide([(None, *data.parts, data.repository)], "api", facts=facts)
     # Encoded here with msgspec: the decision is a plain Struct, no hooks needed.
     return Response(
         _encoder.encode(recorded.decision),
@@ -175,7 +177,8 @@ async def classify_batch(request: Request[Any, Any, Any], runtime: Runtime) -> R
     body = await _read_limited(request, runtime.settings.max_body_bytes)
     batch = decode_batch(body, runtime.settings.batch_limit)
     items = [(None if item.id is None else str(item.id), *item.parts, item.repository) for item in batch.items]
-    recorded = await runtime.decisions.decide(items, "batch")
+    facts = [facts_of(item.parts[0], item.context) for item in batch.items]
+    recorded = await runtime.decisions.decide(items, "batch", facts=facts)
     return Response(BatchResponse(results=[r.decision for r in recorded]))
 
 
@@ -251,7 +254,8 @@ def _parse_line(raw: bytes) -> BatchItem | str:
 async def _decide_lines(pending: list[tuple[int, BatchItem | str]], runtime: Runtime) -> AsyncIterator[bytes]:
     items = [item for _, item in pending if isinstance(item, BatchItem)]
     tickets = [(None if item.id is None else str(item.id), *item.parts, item.repository) for item in items]
-    recorded = iter(await runtime.decisions.decide(tickets, "batch")) if tickets else iter(())
+    facts = [facts_of(item.parts[0], item.context) for item in items]
+    recorded = iter(await runtime.decisions.decide(tickets, "batch", facts=facts)) if tickets else iter(())
     for number, item in pending:
         if isinstance(item, BatchItem):
             yield _encoder.encode(next(recorded).decision) + b"\n"

@@ -115,4 +115,5 @@ def _decision_from_row(row: Any) -> DecisionRecord:
     values = dict(row)
     values["scores"] = msgspec.json.decode(values["scores"])
     values["abstained"] = bool(values["abstained"])
+    values["skipped"] = bool(values["skipped"])
     return DecisionRecord(**values)

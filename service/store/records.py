@@ -16,6 +16,8 @@ __all__ = [
     "DecisionRecord",
     "DeliveryRecord",
     "JobRecord",
+    "OutcomeRecord",
+    "QuestionRecord",
     "ShadowComparison",
     "ShadowRecord",
     "TriageItem",
@@ -55,6 +57,8 @@ class DecisionRecord(msgspec.Struct, frozen=True):
     model_version: str
     scores: dict[str, float]
     ticket_ref: str | None = None
+    rule: str | None = None
+    skipped: bool = False
 
 
 class CorrectionRecord(msgspec.Struct, frozen=True):
@@ -172,6 +176,34 @@ class WritebackRecord(msgspec.Struct, frozen=True):
     next_attempt_at: float | None = None
     claimed_until: float | None = None
     last_error: str | None = None
+
+
+class QuestionRecord(msgspec.Struct, frozen=True):
+    """The one question asked on a ticket: which two teams it was between, and what the answer did.
+
+    ``status`` is ``asked`` until an answer (a comment or an edit) comes, then ``answered``.
+    """
+
+    ticket_ref: str
+    tracker: str
+    asked_at: float
+    decision_id: str
+    teams: list[str]
+    question: str
+    status: str = "asked"
+    answered_at: float | None = None
+    answer_decision_id: str | None = None
+    outcome: str | None = None
+
+
+class OutcomeRecord(msgspec.Struct, frozen=True):
+    """The team a person finally gave a decided ticket (a relabel, a correction, the team at closing)."""
+
+    decision_id: str
+    created_at: float
+    team: str
+    source: str
+    ticket_ref: str | None = None
 
 
 WRITEBACK_OPEN = ("pending", "failed")

@@ -23,6 +23,8 @@ __all__ = [
     "metadata",
     "model_pointers",
     "model_versions",
+    "outcomes",
+    "questions",
     "schema_migrations",
     "shadow_decisions",
     "storable",
@@ -87,6 +89,9 @@ decisions = sa.Table(
     sa.Column("abstained", sa.Boolean, nullable=False),
     sa.Column("model_version", Str(64), nullable=False),
     sa.Column("scores", LongText, nullable=False),
+    # The routing rule that decided (None: the model did), and whether it said to leave the ticket alone.
+    sa.Column("rule", Str(100), nullable=True),
+    sa.Column("skipped", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
 )
 
 
@@ -227,6 +232,34 @@ triage = sa.Table(
 )
 
 
+# One question per ticket, ever: the primary key refuses a second one, on every replica.
+questions = sa.Table(
+    "questions",
+    metadata,
+    sa.Column("ticket_ref", Str(500), primary_key=True),
+    sa.Column("tracker", Str(16), nullable=False),
+    sa.Column("asked_at", sa.Float, nullable=False),
+    sa.Column("decision_id", Str(32), nullable=False),
+    sa.Column("teams", LongText, nullable=False),
+    sa.Column("question", LongText, nullable=False),
+    sa.Column("status", Str(16), nullable=False),
+    sa.Column("answered_at", sa.Float, nullable=True),
+    sa.Column("answer_decision_id", Str(32), nullable=True),
+    sa.Column("outcome", LongText, nullable=True),
+)
+
+# What people finally said a routed ticket's team was: one row per decision, the latest wins.
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("decision_id", Str(32), primary_key=True),
+    sa.Column("ticket_ref", Str(500), nullable=True, index=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("team", Str(64), nullable=False),
+    sa.Column("source", Str(32), nullable=False),
+)
+
+
 def _m001_decisions(conn: Connection) -> None:
     decisions.create(conn, checkfirst=True)
 
@@ -257,6 +290,16 @@ def _m006_webhook_fingerprints(conn: Connection) -> None:
     webhook_fingerprints.create(conn, checkfirst=True)
 
 
+def _m007_routing_policy(conn: Connection) -> None:
+    present = {column["name"] for column in sa.inspect(conn).get_columns("decisions")}
+    if "rule" not in present:
+        conn.execute(sa.text("ALTER TABLE decisions ADD COLUMN rule VARCHAR(100)"))
+    if "skipped" not in present:
+        conn.execute(sa.text("ALTER TABLE decisions ADD COLUMN skipped BOOLEAN NOT NULL DEFAULT FALSE"))
+    for table in (questions, outcomes):
+        table.create(conn, checkfirst=True)
+
+
 # (version, name, function). Append only: a released migration never changes.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "decisions audit trail", _m001_decisions),
@@ -265,4 +308,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "model versions, pointers and activations shared by replicas", _m004_model_pointers),
     (5, "triage queue: texts of the decisions a person should look at", _m005_triage),
     (6, "fingerprints of recent webhook deliveries, against replays under new ids", _m006_webhook_fingerprints),
+    (7, "routing policy: rule decisions, questions, human outcomes", _m007_routing_policy),
 ]

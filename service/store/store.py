@@ -11,13 +11,16 @@ from service.store.database import Database, database_url_for
 from service.store.jobs import Jobs
 from service.store.models import ModelRows
 from service.store.outbox import Outbox
+from service.store.quality import Outcomes
+from service.store.questions import Questions
 from service.store.triage import TriageQueue
 
 __all__ = ["Store"]
 
 
 class Store:
-    """The database with its repositories: ``audit``, ``corrections``, ``jobs``, ``models``, ``outbox``, ``triage``.
+    """The database with its repositories: ``audit``, ``corrections``, ``jobs``, ``models``, ``outbox``,
+    ``outcomes``, ``questions`` and ``triage``.
 
     Open it from settings with ``Store.for_settings`` (the one way the service, the CLI and the
     trainer do), or from a URL with ``Store.open``; use it as a context manager to close it.
@@ -31,6 +34,8 @@ class Store:
         self.models = ModelRows(db)
         self.outbox = Outbox(db)
         self.triage = TriageQueue(db)
+        self.outcomes = Outcomes(db)
+        self.questions = Questions(db)
 
     @classmethod
     def open(cls, url: str) -> Store:

@@ -21,7 +21,9 @@ from service.config import WriteBackMode
 from service.trackers.errors import InvalidPayloadError, MalformedPayloadError
 
 __all__ = [
+    "Answer",
     "Classify",
+    "Closed",
     "Ignore",
     "Interpreted",
     "PlannedRequest",
@@ -31,6 +33,7 @@ __all__ = [
     "TrackerFacts",
     "TrackerSettings",
     "TrackerType",
+    "Verdict",
     "decode_payload",
     "web_link",
 ]
@@ -75,7 +78,7 @@ class TrackerSettings:
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """A ticket as the router sees it: reference, text, labels, where it was filed and its web page."""
+    """A ticket as the router sees it: reference, text, labels, where it was filed, its web page and its author."""
 
     ref: str
     title: str | None
@@ -83,6 +86,7 @@ class Ticket:
     labels: tuple[str, ...]
     repository: str | None = None
     url: str | None = None
+    author: str | None = None
 
     @property
     def has_text(self) -> bool:
@@ -115,13 +119,32 @@ class Relabel:
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """Someone other than us commented ``text`` on ``ticket``: an answer, if we asked a question there."""
+
+    ticket: Ticket
+    text: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The ticket was closed; its labels at closing say which team finally owned it."""
+
+    ticket: Ticket
+
+
+Verdict = Ignore | Classify | Relabel | Answer | Closed
+
+
+@dataclass(frozen=True, slots=True)
 class Interpreted:
     """A delivery's event, action, ticket reference and what to do with it."""
 
     event: str
     action: str | None
     ticket_ref: str | None
-    verdict: Ignore | Classify | Relabel
+    verdict: Verdict
 
 
 class PlannedRequest(msgspec.Struct, frozen=True):

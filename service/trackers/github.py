@@ -1,8 +1,9 @@
 """GitHub: ``issues`` webhooks signed with ``X-Hub-Signature-256``, labels and comments over the REST API.
 
 - Events: ``issues`` ``opened``, ``reopened`` and ``edited`` with ``changes.title`` or
-  ``changes.body`` are classified; ``labeled`` may be a person's correction; everything else
-  (``ping`` included) is ignored with its reason.
+  ``changes.body`` are classified; ``labeled`` may be a person's correction; ``closed`` tells the
+  team the ticket ended with; ``issue_comment`` ``created`` may answer our question; everything
+  else (``ping`` included) is ignored with its reason.
 - Requests: ``POST {api}/repos/{owner}/{repo}/issues/{n}/labels`` ``{"labels": [...]}``, a removal
   is ``DELETE .../labels/{name}``, a comment ``POST .../issues/{n}/comments``.
 """
@@ -22,13 +23,16 @@ from msgspec import Meta
 from service.config import PREFIX, secret
 from service.trackers.base import (
     USER_AGENT,
+    Answer,
     Classify,
+    Closed,
     Ignore,
     Interpreted,
     PlannedRequest,
     Relabel,
     Ticket,
     TrackerSettings,
+    Verdict,
     decode_payload,
     web_link,
 )
@@ -100,6 +104,7 @@ class GitHubIssue(msgspec.Struct):
     body: str | None = None
     labels: list[GitHubLabel] = []
     html_url: str | None = None
+    user: GitHubUser | None = None
 
 
 class GitHubRepository(msgspec.Struct):
@@ -134,6 +139,23 @@ class GitHubIssuesEvent(msgspec.Struct):
     changes: GitHubChanges | None = None
 
 
+class GitHubComment(msgspec.Struct):
+    """A comment on an issue."""
+
+    body: str | None = None
+    user: GitHubUser = msgspec.field(default_factory=GitHubUser)
+
+
+class GitHubCommentEvent(msgspec.Struct):
+    """An ``issue_comment`` event: ``action`` says what happened to ``comment`` on ``issue``."""
+
+    action: str
+    issue: GitHubIssue
+    repository: GitHubRepository
+    comment: GitHubComment
+    sender: GitHubUser = msgspec.field(default_factory=GitHubUser)
+
+
 class GitHubPing(msgspec.Struct):
     """The ``ping`` GitHub sends when a hook is created."""
 
@@ -151,7 +173,7 @@ class GitHub:
     display_name: ClassVar[str] = "GitHub"
     settings_type: ClassVar[type[TrackerSettings]] = GitHubSettings
     delivery_headers: ClassVar[tuple[str, ...]] = ("x-github-delivery",)
-    route_summary: ClassVar[str] = "GitHub webhook (issues, ping)"
+    route_summary: ClassVar[str] = "GitHub webhook (issues, issue comments, ping)"
     auth_description: ClassVar[str] = "`X-Hub-Signature-256`"
 
     def __init__(self, settings: GitHubSettings) -> None:
@@ -174,23 +196,16 @@ class GitHub:
         event = headers.get("x-github-event") or ""
         if event == "ping":
             return Interpreted(event, None, None, Ignore("ping: the hook is set up"))
+        if event == "issue_comment":
+            return self._comment(event, body)
         if event != "issues":
             return Interpreted(event or "?", None, None, Ignore(f"{event or 'unnamed'} events are not classified"))
         payload = decode_payload(body, GitHubIssuesEvent)
         issue = payload.issue
-        ref = f"{NAME}:{payload.repository.full_name}#{issue.number}"
-        labels = tuple(label.name for label in issue.labels)
-        ticket = Ticket(
-            ref,
-            issue.title,
-            issue.body,
-            labels,
-            payload.repository.full_name,
-            web_link(issue.html_url) or self.web_url(ref),
-        )
+        ref, ticket = self._ticket(issue, payload.repository)
         action = payload.action
 
-        def verdict(v: Ignore | Classify | Relabel) -> Interpreted:
+        def verdict(v: Verdict) -> Interpreted:
             return Interpreted(event, action, ref, v)
 
         if self._is_us(payload.sender):
@@ -204,12 +219,32 @@ class GitHub:
             return verdict(Ignore("the edit changed neither the title nor the body"))
         if action == "labeled" and payload.label is not None:
             return verdict(Relabel(ticket, (payload.label.name,), payload.sender.login))
+        if action == "closed":
+            return verdict(Closed(ticket))
         if action == "transferred":
             target = payload.changes.new_repository if payload.changes else None
             where = target.full_name if target else "another repository"
             # The destination gets its own `opened` event; classifying here would label a moved issue.
             return verdict(Ignore(f"transferred to {where}; its `opened` event there is the one classified"))
         return verdict(Ignore(f"action {action!r} is not classified"))
+
+    def _ticket(self, issue: GitHubIssue, repository: GitHubRepository) -> tuple[str, Ticket]:
+        ref = f"{NAME}:{repository.full_name}#{issue.number}"
+        labels = tuple(label.name for label in issue.labels)
+        author = issue.user.login if issue.user is not None and issue.user.login else None
+        page = web_link(issue.html_url) or self.web_url(ref)
+        return ref, Ticket(ref, issue.title, issue.body, labels, repository.full_name, page, author)
+
+    def _comment(self, event: str, body: bytes) -> Interpreted:
+        """A new comment may answer the question we asked on the issue."""
+        payload = decode_payload(body, GitHubCommentEvent)
+        ref, ticket = self._ticket(payload.issue, payload.repository)
+        if payload.action != "created":
+            return Interpreted(event, payload.action, ref, Ignore(f"comment action {payload.action!r} is not read"))
+        if self._is_us(payload.sender) or self._is_us(payload.comment.user):
+            return Interpreted(event, payload.action, ref, Ignore(f"caused by our own account {payload.sender.login}"))
+        answer = Answer(ticket, payload.comment.body or "", payload.comment.user.login or payload.sender.login)
+        return Interpreted(event, payload.action, ref, answer)
 
     def _is_us(self, sender: GitHubUser) -> bool:
         """Ours only when the login is the configured one; any app's login ends in ``[bot]``."""

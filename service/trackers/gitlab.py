@@ -2,7 +2,8 @@
 
 - Events: ``Issue Hook``, ``Confidential Issue Hook`` and ``Work Item Hook`` (issues and work
   items): ``open``, ``reopen``, and ``update`` with ``changes.title`` or ``changes.description``
-  are classified; an ``update`` adding labels may be a correction.
+  are classified; an ``update`` adding labels may be a correction; ``close`` tells the team the
+  ticket ended with. ``Note Hook`` on an issue may answer our question.
 - Requests: ``PUT {base}/api/v4/projects/{id}/issues/{iid}`` with ``add_labels``/``remove_labels``,
   a comment ``POST .../issues/{iid}/notes``.
 """
@@ -19,13 +20,16 @@ from msgspec import Meta
 from service.config import PREFIX, secret
 from service.trackers.base import (
     USER_AGENT,
+    Answer,
     Classify,
+    Closed,
     Ignore,
     Interpreted,
     PlannedRequest,
     Relabel,
     Ticket,
     TrackerSettings,
+    Verdict,
     decode_payload,
     web_link,
 )
@@ -36,6 +40,7 @@ __all__ = ["GitLab", "GitLabIssueEvent", "GitLabSettings"]
 
 NAME = "gitlab"
 ISSUE_HOOKS = {"issue hook", "confidential issue hook", "work item hook"}
+NOTE_HOOKS = {"note hook", "confidential note hook"}
 KINDS = {"issue", "work_item"}
 
 
@@ -148,6 +153,22 @@ class GitLabIssueEvent(msgspec.Struct):
     changes: GitLabChanges | None = None
 
 
+class GitLabNote(msgspec.Struct):
+    """A comment (note) and what it is on."""
+
+    note: str | None = None
+    noteable_type: str | None = None
+
+
+class GitLabNoteEvent(msgspec.Struct):
+    """A ``Note Hook`` event: ``object_attributes`` is the note, ``issue`` the issue it is on (if it is)."""
+
+    object_attributes: GitLabNote
+    user: GitLabUser | None = None
+    project: GitLabProject | None = None
+    issue: GitLabAttributes | None = None
+
+
 class _Envelope(msgspec.Struct):
     object_kind: str = ""
 
@@ -162,7 +183,7 @@ class GitLab:
     display_name: ClassVar[str] = "GitLab"
     settings_type: ClassVar[type[TrackerSettings]] = GitLabSettings
     delivery_headers: ClassVar[tuple[str, ...]] = ("idempotency-key", "webhook-id", "x-gitlab-event-uuid")
-    route_summary: ClassVar[str] = "GitLab webhook (issue and work item events)"
+    route_summary: ClassVar[str] = "GitLab webhook (issue, work item and note events)"
     auth_description: ClassVar[str] = "`X-Gitlab-Token` and/or the signing token's `webhook-signature`"
 
     def __init__(self, settings: GitLabSettings) -> None:
@@ -191,6 +212,8 @@ class GitLab:
     def interpret(self, headers: Mapping[str, str], body: bytes) -> Interpreted:
         """Issue and work item hooks by action; group-level work items have no project to label."""
         event = headers.get("x-gitlab-event") or ""
+        if event.casefold() in NOTE_HOOKS:
+            return self._note(event, body)
         if event.casefold() not in ISSUE_HOOKS:
             return Interpreted(event or "?", None, None, Ignore(f"{event or 'unnamed'} events are not classified"))
         kind = decode_payload(body, _Envelope).object_kind
@@ -206,18 +229,21 @@ class GitLab:
         ref = f"{NAME}:{payload.project.id}#{item.iid}"
         labels = payload.labels if payload.labels is not None else (item.labels or [])
         names = tuple(label.title for label in labels)
+        actor = payload.user.username if payload.user else ""
+        # GitLab names only the author's id; the user who opened the item is its author.
+        author = (actor or None) if action == "open" else None
         project = payload.project.path_with_namespace
-        ticket = Ticket(ref, item.title, item.description, names, project, web_link(item.url))
+        ticket = Ticket(ref, item.title, item.description, names, project, web_link(item.url), author)
 
-        def verdict(v: Ignore | Classify | Relabel) -> Interpreted:
+        def verdict(v: Verdict) -> Interpreted:
             return Interpreted(event, action, ref, v)
 
-        actor = payload.user.username if payload.user else ""
-        bot = self._settings.bot_username
-        if bot and actor.casefold() == bot.casefold():
+        if self._is_us(actor):
             return verdict(Ignore(f"caused by our own account {actor}"))
         if action in ("open", "reopen"):
             return verdict(Classify(ticket))
+        if action == "close":
+            return verdict(Closed(ticket))
         if action != "update":
             return verdict(Ignore(f"action {action!r} is not classified"))
         changes = payload.changes
@@ -231,6 +257,27 @@ class GitLab:
         if text_changed:
             return verdict(Classify(ticket))
         return verdict(Ignore("the update changed neither the title nor the description"))
+
+    def _is_us(self, actor: str) -> bool:
+        bot = self._settings.bot_username
+        return bool(bot) and actor.casefold() == (bot or "").casefold()
+
+    def _note(self, event: str, body: bytes) -> Interpreted:
+        """A note on a project issue may answer the question we asked there."""
+        payload = decode_payload(body, GitLabNoteEvent)
+        note = payload.object_attributes
+        if note.noteable_type not in ("Issue", "WorkItem") or payload.issue is None or payload.project is None:
+            return Interpreted(
+                event, None, None, Ignore(f"a note on {note.noteable_type or 'something'}, not an issue")
+            )
+        item = payload.issue
+        ref = f"{NAME}:{payload.project.id}#{item.iid}"
+        names = tuple(label.title for label in item.labels or [])
+        ticket = Ticket(ref, item.title, item.description, names, payload.project.path_with_namespace)
+        actor = payload.user.username if payload.user else ""
+        if self._is_us(actor):
+            return Interpreted(event, "note", ref, Ignore(f"caused by our own account {actor}"))
+        return Interpreted(event, "note", ref, Answer(ticket, note.note or "", actor))
 
     def _issue_url(self, ticket_ref: str) -> str:
         """``{base}/api/v4/projects/{id}/issues/{iid}``, both numbers checked again."""

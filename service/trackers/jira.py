@@ -1,7 +1,8 @@
 """Jira Cloud: admin webhooks signed with ``X-Hub-Signature``, labels and comments over REST API v3.
 
 - Events: ``jira:issue_created``, and ``jira:issue_updated`` whose changelog has ``summary`` or
-  ``description``; a ``labels`` item may be a correction.
+  ``description``; a ``labels`` item may be a correction; a ``resolution`` set tells the team the
+  ticket ended with. ``comment_created`` may answer our question.
 - Requests: ``PUT {site}/rest/api/3/issue/{key}`` ``{"update": {"labels": [...]}}``, a comment
   ``POST .../issue/{key}/comment`` with an Atlassian Document Format body.
 """
@@ -22,13 +23,16 @@ from service.config import PREFIX, secret
 from service.trackers.adf import AdfNode, adf_to_text
 from service.trackers.base import (
     USER_AGENT,
+    Answer,
     Classify,
+    Closed,
     Ignore,
     Interpreted,
     PlannedRequest,
     Relabel,
     Ticket,
     TrackerSettings,
+    Verdict,
     decode_payload,
     web_link,
 )
@@ -92,6 +96,7 @@ class JiraFields(msgspec.Struct):
     summary: str | None = None
     description: str | AdfNode | None = None
     labels: list[str] = []
+    reporter: JiraUser | None = None
 
 
 class JiraIssue(msgspec.Struct):
@@ -121,13 +126,21 @@ class JiraChangelog(msgspec.Struct):
     items: list[JiraChangeItem] = []
 
 
+class JiraComment(msgspec.Struct):
+    """A comment: its body (wiki markup or an ADF tree) and who wrote it."""
+
+    body: str | AdfNode | None = None
+    author: JiraUser | None = None
+
+
 class JiraIssueEvent(msgspec.Struct, rename="camel"):
-    """An issue event: ``webhook_event`` is ``jira:issue_created``, ``jira:issue_updated``, ..."""
+    """An issue event: ``webhook_event`` is ``jira:issue_created``, ``jira:issue_updated``, ``comment_created``..."""
 
     webhook_event: str
     issue: JiraIssue | None = None
     user: JiraUser | None = None
     changelog: JiraChangelog | None = None
+    comment: JiraComment | None = None
 
 
 class _Envelope(msgspec.Struct, rename="camel"):
@@ -144,7 +157,7 @@ class Jira:
     display_name: ClassVar[str] = "Jira"
     settings_type: ClassVar[type[TrackerSettings]] = JiraSettings
     delivery_headers: ClassVar[tuple[str, ...]] = ("x-atlassian-webhook-identifier",)
-    route_summary: ClassVar[str] = "Jira Cloud webhook (issue created and updated)"
+    route_summary: ClassVar[str] = "Jira Cloud webhook (issue created and updated, comment created)"
     auth_description: ClassVar[str] = "`X-Hub-Signature`"
 
     def __init__(self, settings: JiraSettings) -> None:
@@ -163,7 +176,7 @@ class Jira:
     def interpret(self, headers: Mapping[str, str], body: bytes) -> Interpreted:
         """Created and updated issues; the event's name is in the body, not a header."""
         event = decode_payload(body, _Envelope).webhook_event
-        if event not in ("jira:issue_created", "jira:issue_updated"):
+        if event not in ("jira:issue_created", "jira:issue_updated", "comment_created"):
             return Interpreted(event or "?", None, None, Ignore(f"{event or 'unnamed'} events are not classified"))
         payload = decode_payload(body, JiraIssueEvent)
         if payload.issue is None:
@@ -172,17 +185,25 @@ class Jira:
         ref = f"{NAME}:{payload.issue.key}"
         project = payload.issue.key.rsplit("-", 1)[0]
         labels = tuple(fields.labels)
-        ticket = Ticket(ref, fields.summary, _text(fields.description), labels, project, self.web_url(ref))
+        author = fields.reporter.account_id if fields.reporter is not None else None
+        ticket = Ticket(ref, fields.summary, _text(fields.description), labels, project, self.web_url(ref), author)
 
-        def verdict(v: Ignore | Classify | Relabel) -> Interpreted:
+        def verdict(v: Verdict) -> Interpreted:
             return Interpreted(event, None, ref, v)
 
         actor = payload.user.account_id if payload.user and payload.user.account_id else ""
+        comment = payload.comment
+        if comment is not None and comment.author is not None and comment.author.account_id:
+            actor = comment.author.account_id
         bot = self._settings.bot_account_id
         if bot and actor == bot:
             return verdict(Ignore(f"caused by our own account {actor}"))
         if event == "jira:issue_created":
             return verdict(Classify(ticket))
+        if event == "comment_created":
+            if comment is None:
+                raise InvalidPayloadError("a comment_created delivery without `comment`")
+            return verdict(Answer(ticket, _text(comment.body) or "", actor))
         items = payload.changelog.items if payload.changelog else []
         text_changed = any(item.key in TEXT_FIELDS for item in items)
         added: list[str] = []
@@ -195,6 +216,8 @@ class Jira:
             return verdict(Relabel(ticket, tuple(added), actor or name or "", text_changed))
         if text_changed:
             return verdict(Classify(ticket))
+        if any(item.key == "resolution" and item.to_string for item in items):
+            return verdict(Closed(ticket))
         return verdict(Ignore("the update changed neither the summary nor the description"))
 
     def _issue_url(self, ticket_ref: str) -> str:

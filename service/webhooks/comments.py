@@ -1,10 +1,11 @@
-"""What the router writes in a ticket's comment when write-back mode is ``label+comment``."""
+"""What the router writes in a ticket's comments: its decision (``label+comment``) and its questions."""
 
 from __future__ import annotations
 
 from model.decision import Decision
+from model.questions import Question
 
-__all__ = ["comment_text"]
+__all__ = ["comment_text", "question_comment"]
 
 
 def comment_text(decision: Decision, label: str, decision_id: str, top: int = 3) -> str:
@@ -22,3 +23,8 @@ def comment_text(decision: Decision, label: str, decision_id: str, top: int = 3)
             f" (label {label}, confidence {decision.confidence:.0%})."
         )
     return f"{head}\nTop scores: {scores}.\nModel {decision.model_version}, decision {decision_id}."
+
+
+def question_comment(question: Question, decision_id: str) -> str:
+    """The question we post, signed with the decision id (how a retried post finds itself already there)."""
+    return f"{question.text}\n(Ticket Router, decision {decision_id}.)"

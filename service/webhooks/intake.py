@@ -3,7 +3,8 @@
 Everything the answer promises is committed before the answer: the decision (in the audit
 trail, by the decision worker), the delivery (its primary key is the de-duplication) and, when
 labels are due, the write-back row with the exact requests. The requests themselves are sent
-later by the write-back worker.
+later by the write-back worker. People's relabels and closings are handled in ``people.py``,
+questions and their answers in ``questions.py``.
 """
 
 from __future__ import annotations
@@ -11,27 +12,33 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import anyio
-import msgspec
 
-from model.text import compose, text_sha256
-from service.config import PREFIX, WriteBackMode
-from service.decisions import DecisionWorker
-from service.serving import ModelHolder
-from service.settings import Settings
-from service.store import CorrectionRecord, DeliveryRecord, Store, WritebackRecord, new_id
-from service.trackers.base import Classify, Interpreted, Relabel, Ticket, Tracker
+from service.config import PREFIX
+from service.store import WritebackRecord
+from service.trackers.base import Answer, Classify, Closed, Interpreted, Relabel, Ticket, Tracker
 from service.trackers.errors import TrackerDisabledError
-from service.webhooks.comments import comment_text
+from service.webhooks.comments import comment_text, question_comment
+from service.webhooks.desk import CLAIM_STALE_SECONDS, effective_mode, facts_of_ticket
+from service.webhooks.labels import wanted_label
+from service.webhooks.people import PeopleDesk
+from service.webhooks.questions import QuestionDesk
 from service.webhooks.schemas import WebhookResult
 
-__all__ = ["Intake", "delivery_id_of", "effective_mode", "fingerprint_of"]
+__all__ = ["CLAIM_STALE_SECONDS", "Intake", "delivery_id_of", "effective_mode", "facts_of_ticket", "fingerprint_of"]
 
 log = logging.getLogger("ticket_router.webhooks")
 
 _MAX_ID = 200  # the delivery_id column's width
+
+
+def fingerprint_of(tracker: str, interpreted: Interpreted, body: bytes) -> str:
+    """What makes two deliveries the same event: tracker, ticket, action and the exact body."""
+    digest = hashlib.sha256(body).hexdigest()
+    key = f"{tracker}\n{interpreted.ticket_ref or ''}\n{interpreted.action or ''}\n{digest}"
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def delivery_id_of(tracker: Tracker, headers: Mapping[str, str], body: bytes) -> str:
@@ -43,43 +50,8 @@ def delivery_id_of(tracker: Tracker, headers: Mapping[str, str], body: bytes) ->
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-def fingerprint_of(tracker: str, interpreted: Interpreted, body: bytes) -> str:
-    """What makes two deliveries the same event: tracker, ticket, action and the exact body."""
-    digest = hashlib.sha256(body).hexdigest()
-    key = f"{tracker}\n{interpreted.ticket_ref or ''}\n{interpreted.action or ''}\n{digest}"
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def effective_mode(settings: Settings, tracker: Tracker) -> WriteBackMode:
-    """The write-back mode in force: ``dry-run`` for an insecure development tracker without credentials."""
-    mode = settings.write_back_for(tracker.name)
-    if mode != "dry-run" and tracker.auth_headers() is None:
-        return "dry-run"
-    return mode
-
-
-# A claim on a delivery older than this belonged to a process that died; a redelivery may take it over.
-CLAIM_STALE_SECONDS = 60.0
-
-
-class Intake:
+class Intake(PeopleDesk, QuestionDesk):
     """Receives deliveries for every registered tracker."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        trackers: Mapping[str, Tracker],
-        store: Store,
-        holder: ModelHolder,
-        decisions: DecisionWorker,
-        wake_writer: Callable[[], None],
-    ) -> None:
-        self.settings = settings
-        self.trackers = trackers
-        self.store = store
-        self.holder = holder
-        self.decisions = decisions
-        self.wake_writer = wake_writer
 
     def startup_warnings(self) -> list[str]:
         """What an operator must know about the webhook configuration (logged at start-up)."""
@@ -145,14 +117,18 @@ class Intake:
             raise
 
     async def _act(self, tracker: Tracker, delivery_id: str, interpreted: Interpreted) -> WebhookResult:
-        verdict = interpreted.verdict
-        if isinstance(verdict, Relabel):
-            return await self._relabel(tracker, delivery_id, interpreted, verdict)
-        if isinstance(verdict, Classify):
-            return await self._classify(tracker, delivery_id, interpreted, verdict.ticket)
-        return await self._ignore(tracker.name, delivery_id, interpreted, verdict.reason)
-
-    # -- outcomes ---------------------------------------------------------------------------
+        name = tracker.name
+        match interpreted.verdict:
+            case Relabel() as relabel:
+                return await self._relabel(tracker, delivery_id, interpreted, relabel)
+            case Classify(ticket=ticket):
+                return await self._classify(tracker, delivery_id, interpreted, ticket)
+            case Answer() as answer:
+                return await self._answer(tracker, delivery_id, interpreted, answer)
+            case Closed() as closed:
+                return await self._closed(tracker, delivery_id, interpreted, closed)
+            case ignore:
+                return await self._ignore(name, delivery_id, interpreted, ignore.reason)
 
     async def _replayed(self, tracker: str, delivery_id: str, interpreted: Interpreted, first: str) -> WebhookResult:
         hours = self.settings.webhook_replay_window_hours
@@ -164,16 +140,6 @@ class Intake:
             return await self._raced(tracker, delivery_id)
         log.warning("%s delivery %s replays delivery %s", tracker, delivery_id, first)
         return WebhookResult(tracker, delivery_id, "duplicate", reason, ticket_ref=interpreted.ticket_ref)
-
-    async def _ignore(
-        self, tracker: str, delivery_id: str, interpreted: Interpreted, reason: str, supersede: bool = False
-    ) -> WebhookResult:
-        delivery = self._delivery(tracker, delivery_id, interpreted, "ignored", reason)
-        ref = interpreted.ticket_ref if supersede else None
-        if not await anyio.to_thread.run_sync(lambda: self.store.outbox.record_delivery(delivery, supersede=ref)):
-            return await self._raced(tracker, delivery_id)
-        log.info("%s delivery %s ignored: %s", tracker, delivery_id, reason)
-        return WebhookResult(tracker, delivery_id, "ignored", reason, ticket_ref=interpreted.ticket_ref)
 
     async def _classify(
         self, tracker: Tracker, delivery_id: str, interpreted: Interpreted, ticket: Ticket
@@ -190,59 +156,53 @@ class Intake:
         if human:
             reason = f"the ticket already carries team label {human[0]!r} set by a person; people's labels win"
             return await self._ignore(name, delivery_id, interpreted, reason, supersede=True)
-
-        # Claim the delivery before deciding, so that a redelivery reaching another replica at the
-        # same moment does not classify it too; give the claim back if deciding fails.
-        if not await anyio.to_thread.run_sync(outbox.claim_delivery, name, delivery_id, CLAIM_STALE_SECONDS):
+        recorded = await self._decide(name, delivery_id, ticket)
+        if recorded is None:
             return await self._raced(name, delivery_id)
-        try:
-            decide = [(None, ticket.title, ticket.body, ticket.repository)]
-            link = ticket.url or tracker.web_url(ticket.ref)
-            [recorded] = await self.decisions.decide(decide, name, [ticket.ref], [link])
-        except BaseException:
-            await anyio.to_thread.run_sync(outbox.release_delivery, name, delivery_id)
-            raise
         decision = recorded.decision
-        team = taxonomy.get(decision.team)
-        wanted = self.settings.triage_label if decision.abstained or team is None else team.label_for(name)
-        present = {label.casefold() for label in ticket.labels}
-        add = None if wanted.casefold() in present else wanted
-        # Only labels we set ourselves are ever taken away (our earlier team, or triage).
-        remove = [
-            label
-            for label in ticket.labels
-            if label.casefold() in ours
-            and label.casefold() != wanted.casefold()
-            and (taxonomy.team_for_label(name, label) or label.casefold() == self.settings.triage_label.casefold())
-        ]
-        routed = (
-            f"abstained (best {decision.team} at {decision.confidence:.2f}): {wanted}"
-            if decision.abstained
-            else f"routed to {decision.team} at {decision.confidence:.2f}: {wanted}"
-        )
+        if decision.skipped:
+            reason = f"rule {decision.rule!r} says to leave this ticket alone: nothing written"
+            delivery = self._delivery(name, delivery_id, interpreted, "skipped", reason, recorded.decision_id)
+            if not await anyio.to_thread.run_sync(lambda: outbox.record_delivery(delivery)):
+                return await self._raced(name, delivery_id)
+            log.info("%s delivery %s for %s %s", name, delivery_id, ticket.ref, reason)
+            return WebhookResult(
+                name, delivery_id, "skipped", reason, ticket_ref=ticket.ref, decision_id=recorded.decision_id
+            )
+        asked = await anyio.to_thread.run_sync(self.store.questions.get, ticket.ref)
+        if asked is not None and asked.status == "asked":
+            # An edit while our question waits: the new text is the answer.
+            actor = ticket.author or "the reporter"
+            return await self._answered(tracker, delivery_id, interpreted, ticket, recorded, asked, actor)
+        question = self._question_for(decision, ticket) if asked is None else None
+        if question is not None and not await self._ask(name, ticket.ref, recorded.decision_id, question):
+            question = None  # asked meanwhile by another delivery: at most one question per ticket
+        unclear = decision.abstained or question is not None
+        wanted = wanted_label(taxonomy, name, decision.team, unclear, self.settings.triage_label)
+        plan = self._plan(name, ticket, wanted, ours)
+        if decision.rule is not None:
+            routed = f"routed to {decision.team} by rule {decision.rule!r}: {wanted}"
+        elif decision.abstained:
+            routed = f"abstained (best {decision.team} at {decision.confidence:.2f}): {wanted}"
+        elif question is not None:
+            routed = f"too close to call ({' or '.join(question.teams)}): {wanted}"
+        else:
+            routed = f"routed to {decision.team} at {decision.confidence:.2f}: {wanted}"
+        if question is not None:
+            routed += f"; asked the reporter: {question.text.splitlines()[1]} / {question.text.splitlines()[2]}"
         mode = effective_mode(self.settings, tracker)
         writeback: WritebackRecord | None = None
-        if add is None and not remove:
+        if plan.empty and question is None:
             reason = f"{routed}; the ticket already carries it, nothing to write"
         else:
-            comment = comment_text(decision, wanted, recorded.decision_id) if mode == "label+comment" else None
-            requests = tracker.label_requests(ticket.ref, add, remove)
+            comment = question_comment(question, recorded.decision_id) if question is not None else None
+            if comment is None and mode == "label+comment":
+                comment = comment_text(decision, wanted, recorded.decision_id)
+            requests = tracker.label_requests(ticket.ref, plan.add, plan.remove)
             if comment is not None:
+                # The decision id in the comment is how a retry finds it already posted.
                 requests.append(tracker.comment_request(ticket.ref, comment, marker=recorded.decision_id))
-            now = time.time()
-            writeback = WritebackRecord(
-                id=new_id(),
-                created_at=now,
-                updated_at=now,
-                tracker=name,
-                ticket_ref=ticket.ref,
-                decision_id=recorded.decision_id,
-                label=wanted,
-                comment=comment,
-                request=msgspec.json.encode(requests).decode(),
-                status="dry-run" if mode == "dry-run" else "pending",
-                next_attempt_at=None if mode == "dry-run" else now,
-            )
+            writeback = self._writeback(tracker, ticket.ref, recorded.decision_id, wanted, requests, comment)
             reason = f"{routed} ({'dry-run: nothing written' if mode == 'dry-run' else 'write-back pending'})"
         delivery = self._delivery(name, delivery_id, interpreted, "classified", reason, recorded.decision_id)
         if not await anyio.to_thread.run_sync(lambda: outbox.record_delivery(delivery, writeback)):
@@ -261,107 +221,6 @@ class Intake:
             write_back=None if writeback is None else ("dry-run" if mode == "dry-run" else "pending"),
             writeback_id=None if writeback is None else writeback.id,
             label=wanted,
+            rule=decision.rule,
+            question=None if question is None else question.text,
         )
-
-    async def _relabel(
-        self, tracker: Tracker, delivery_id: str, interpreted: Interpreted, relabel: Relabel
-    ) -> WebhookResult:
-        name = tracker.name
-        taxonomy = self.holder.taxonomy
-        ticket = relabel.ticket
-        added_teams = {
-            team: label for label in relabel.added if (team := taxonomy.team_for_label(name, label)) is not None
-        }
-        if not added_teams:
-            if relabel.text_changed:
-                return await self._classify(tracker, delivery_id, interpreted, ticket)
-            return await self._ignore(name, delivery_id, interpreted, "labels changed, but no team label was added")
-        ours = await anyio.to_thread.run_sync(self.store.outbox.our_labels, name, ticket.ref)
-        if all(label.casefold() in ours for label in added_teams.values()):
-            return await self._ignore(name, delivery_id, interpreted, "our own label event")
-        if len(added_teams) > 1:
-            reason = f"several team labels added at once ({', '.join(sorted(added_teams.values()))}): not a clear team"
-            return await self._ignore(name, delivery_id, interpreted, reason, supersede=True)
-        [(team, label)] = added_teams.items()
-        actor = relabel.actor or "someone"
-        previous = await anyio.to_thread.run_sync(lambda: self.store.audit.recent(1, ticket.ref))
-        if not previous:
-            reason = f"{actor} set {label}, but we made no decision for this ticket"
-            return await self._ignore(name, delivery_id, interpreted, reason)
-        ours_decision = previous[0]
-        if ours_decision.team == team and not ours_decision.abstained:
-            reason = f"{actor} set {label}, which agrees with our decision"
-            return await self._ignore(name, delivery_id, interpreted, reason)
-        text = compose(ticket.title, ticket.body)
-        correction = CorrectionRecord(
-            id=new_id(),
-            created_at=time.time(),
-            source=name,
-            team=team,
-            title=ticket.title or "",
-            body=ticket.body or "",
-            text_sha256=text_sha256(text),
-            actor=relabel.actor or None,
-            previous_team=ours_decision.team,
-            decision_id=ours_decision.id,
-            ticket_ref=ticket.ref,
-        )
-        was = "triage" if ours_decision.abstained else ours_decision.team
-        reason = f"{actor} relabelled the ticket from {was} to {team} ({label}): stored as a correction"
-        delivery = self._delivery(name, delivery_id, interpreted, "correction", reason, ours_decision.id)
-        stored = await anyio.to_thread.run_sync(
-            lambda: self.store.outbox.record_delivery(delivery, correction=correction, supersede=ticket.ref)
-        )
-        if not stored:
-            return await self._raced(name, delivery_id)
-        log.info("%s delivery %s: %s", name, delivery_id, reason)
-        return WebhookResult(
-            name,
-            delivery_id,
-            "correction",
-            reason,
-            ticket_ref=ticket.ref,
-            decision_id=ours_decision.id,
-            team=team,
-            correction_id=correction.id,
-        )
-
-    # -- helpers ----------------------------------------------------------------------------
-
-    def _delivery(
-        self,
-        tracker: str,
-        delivery_id: str,
-        interpreted: Interpreted,
-        outcome: str,
-        reason: str,
-        decision_id: str | None = None,
-    ) -> DeliveryRecord:
-        return DeliveryRecord(
-            tracker=tracker,
-            delivery_id=delivery_id,
-            received_at=time.time(),
-            event=interpreted.event[:100],
-            action=None if interpreted.action is None else interpreted.action[:100],
-            ticket_ref=interpreted.ticket_ref,
-            outcome=outcome,
-            reason=reason,
-            decision_id=decision_id,
-        )
-
-    def _duplicate(self, tracker: str, seen: DeliveryRecord) -> WebhookResult:
-        if seen.outcome == "processing":
-            reason = "delivery being processed (here or by another replica); nothing done again"
-        else:
-            reason = f"delivery already processed ({seen.outcome}); nothing done again"
-        log.info("%s delivery %s is a redelivery", tracker, seen.delivery_id)
-        return WebhookResult(
-            tracker, seen.delivery_id, "duplicate", reason, ticket_ref=seen.ticket_ref, decision_id=seen.decision_id
-        )
-
-    async def _raced(self, tracker: str, delivery_id: str) -> WebhookResult:
-        """The same delivery was stored meanwhile (a concurrent redelivery): report the stored one."""
-        seen = await anyio.to_thread.run_sync(self.store.outbox.get_delivery, tracker, delivery_id)
-        if seen is None:  # pragma: no cover - an insert failed on the key, so the row exists
-            raise RuntimeError("delivery insert failed without a stored delivery")
-        return self._duplicate(tracker, seen)

@@ -19,11 +19,12 @@ __all__ = [
     "WritebacksResponse",
 ]
 
-Outcome = Literal["classified", "ignored", "correction", "duplicate"]
+Outcome = Literal["classified", "ignored", "correction", "duplicate", "skipped", "answered", "outcome"]
 
 
 class WebhookResult(msgspec.Struct, omit_defaults=True):
-    """What we did with a delivery: classified (and what we will write), ignored and why, or a correction."""
+    """What we did with a delivery: classified (and what we will write), ignored and why, a correction,
+    skipped by a rule, an answer to our question, or a closing that recorded the ticket's human team."""
 
     tracker: str
     delivery_id: str
@@ -38,6 +39,8 @@ class WebhookResult(msgspec.Struct, omit_defaults=True):
     writeback_id: str | None = None
     label: str | None = None
     correction_id: str | None = None
+    rule: str | None = None
+    question: str | None = None
 
 
 class WritebackOut(msgspec.Struct):

@@ -98,13 +98,13 @@ async def test_a_null_body_is_classified_from_the_title(settings: Settings) -> N
     [
         ("ping", "ping", "ping: the hook is set up"),
         ("issues_edited_no_text", "issues", "the edit changed neither the title nor the body"),
-        ("issues_closed", "issues", "action 'closed' is not classified"),
+        ("issues_closed", "issues", "closed with no team label: no outcome to record"),
         (
             "issues_transferred",
             "issues",
             "transferred to acme/platform; its `opened` event there is the one classified",
         ),
-        ("issues_opened", "issue_comment", "issue_comment events are not classified"),
+        ("issues_opened", "pull_request", "pull_request events are not classified"),
     ],
 )
 async def test_events_we_do_not_classify_get_200_and_are_recorded_with_the_reason(

@@ -80,7 +80,7 @@ async def test_label_and_comment_mode_adds_a_note(settings: Settings) -> None:
     ("name", "reason"),
     [
         ("issue_update_assignee", "the update changed neither the title nor the description"),
-        ("issue_close", "action 'close' is not classified"),
+        ("issue_close", "closed with no team label: no outcome to record"),
         ("work_item_epic_open", "group-level Epic has no project issue to label"),
     ],
 )
@@ -98,7 +98,7 @@ async def test_updates_without_text_changes_and_other_actions_are_ignored(
         assert router.calls.call_count == 0
 
 
-@pytest.mark.parametrize("event", ["Push Hook", "Note Hook", "Merge Request Hook"])
+@pytest.mark.parametrize("event", ["Push Hook", "Pipeline Hook", "Merge Request Hook"])
 async def test_other_hooks_get_200(settings: Settings, event: str) -> None:
     body = b'{"object_kind": "push", "ref": "refs/heads/main"}'
     with respx.mock() as router:
