@@ -17,8 +17,9 @@ class Term(msgspec.Struct, frozen=True):
 class Decision(msgspec.Struct, frozen=True, omit_defaults=True):
     """The team for a ticket, with calibrated scores for every team.
 
-    ``id`` echoes a batch item's id and ``truncated`` is set only when the text was cut to
-    the length limit before classification; both are left out otherwise.
+    ``id`` echoes a batch item's id, ``decision_id`` names a batch result's row in the audit trail
+    (for feedback), and ``truncated`` is set only when the text was cut to the length limit before
+    classification; all three are left out otherwise.
     """
 
     team: str
@@ -29,3 +30,4 @@ class Decision(msgspec.Struct, frozen=True, omit_defaults=True):
     model_version: str
     id: str | None = None
     truncated: bool = False
+    decision_id: str | None = None

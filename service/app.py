@@ -24,6 +24,7 @@ from service.errors import exception_handlers
 from service.jobs import TrainingJobs
 from service.logs import AccessLogMiddleware
 from service.pointers import registry_for
+from service.routes.audit import get_decision
 from service.routes.catalog import list_teams
 from service.routes.classify import classify, classify_batch
 from service.routes.feedback import create_feedback, list_feedback
@@ -107,6 +108,7 @@ def create_app(settings: Settings) -> Litestar:
             ModelsController,
             create_feedback,
             list_feedback,
+            get_decision,
             healthz,
             readyz,
             MetricsController,

@@ -1,8 +1,10 @@
 """Training jobs: one at a time, in a separate process, off the request path.
 
-A job is a row in the store (queued, running, succeeded or failed). The training itself runs in
-a worker process, so its CPU never competes with serving for the GIL; the parent keeps the row's
-heartbeat fresh, and a job whose heartbeat stops (the process died) is failed at the next start.
+A job is a row in the store (queued, running, then succeeded, refused by the promotion gate, or
+failed). The training itself runs in a worker process, so its CPU never competes with serving for
+the GIL; the worker writes its stage and progress to the row as it goes, the parent keeps the
+row's heartbeat fresh, and a job whose heartbeat stops (the process died) is failed at the next
+start.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from model.training import TrainingParams
 from service.metrics import TRAINING_JOBS, TRAINING_SECONDS
 from service.settings import Settings
 from service.store import JobRecord, Store
-from service.trainer import TrainingOutcome, train_version
+from service.trainer import TrainingOutcome, TrainingStep, train_version
 
 __all__ = ["HEARTBEAT_SECONDS", "TrainingJobs", "run_training"]
 
@@ -36,18 +38,26 @@ class _Result(msgspec.Struct, frozen=True):
     error: str | None = None
 
 
-def run_training(settings: Settings, options: dict[str, Any], actor: str) -> _Result:
+def run_training(settings: Settings, options: dict[str, Any], actor: str, job_id: str | None = None) -> _Result:
     """The job's work, in the worker process; errors come back as text (they may not pickle)."""
     try:
         params = options.get("params")
-        outcome = train_version(
-            settings,
-            activate=bool(options.get("activate", True)),
-            force=bool(options.get("force", False)),
-            note=str(options.get("note", "")),
-            actor=actor,
-            params=msgspec.convert(params, TrainingParams) if params is not None else None,
-        )
+        with Store.for_settings(settings) as store:
+
+            def progress(step: TrainingStep) -> None:
+                if job_id is not None:
+                    store.jobs.update(job_id, stage=step.describe(), progress=round(step.fraction, 3))
+
+            outcome = train_version(
+                settings,
+                activate=bool(options.get("activate", True)),
+                force=bool(options.get("force", False)),
+                note=str(options.get("note", "")),
+                actor=actor,
+                store=store,
+                params=msgspec.convert(params, TrainingParams) if params is not None else None,
+                progress=progress,
+            )
     except Exception as exc:
         return _Result(error=f"{exc.__class__.__name__}: {exc}")
     return _Result(outcome=outcome)
@@ -80,13 +90,15 @@ class TrainingJobs:
     async def _run(self, record: JobRecord) -> None:
         now = time.time()
         await anyio.to_thread.run_sync(
-            lambda: self._store.jobs.update(record.id, status="running", started_at=now, heartbeat_at=now)
+            lambda: self._store.jobs.update(
+                record.id, status="running", started_at=now, heartbeat_at=now, stage="reading the training data"
+            )
         )
         heartbeat = asyncio.create_task(self._beat(record.id))
         try:
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(
-                self._pool(), run_training, self._settings, record.options, record.requested_by or "api"
+                self._pool(), run_training, self._settings, record.options, record.requested_by or "api", record.id
             )
         except Exception as exc:  # the worker process itself failed
             result = _Result(error=f"{exc.__class__.__name__}: {exc}")
@@ -97,9 +109,13 @@ class TrainingJobs:
         finished = time.time()
         if result.outcome is not None:
             outcome = msgspec.to_builtins(result.outcome)
-            update: dict[str, Any] = {"status": "succeeded", "finished_at": finished, "result": outcome}
+            status = "refused" if result.outcome.refused else "succeeded"
+            update: dict[str, Any] = {"status": status, "finished_at": finished, "result": outcome, "progress": 1.0}
+            update["stage"] = "done" if status == "succeeded" else "refused by the promotion gate"
+            if result.outcome.refused:
+                update["error"] = result.outcome.gate.reason
         else:
-            update = {"status": "failed", "finished_at": finished, "error": result.error}
+            update = {"status": "failed", "finished_at": finished, "error": result.error, "stage": "failed"}
         await anyio.to_thread.run_sync(lambda: self._store.jobs.update(record.id, **update))
         TRAINING_JOBS.labels(update["status"]).inc()
         if result.outcome is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -13,6 +13,7 @@ from model.errors import ModelIntegrityError, ModelNotFoundError
 from model.fitting import Progress
 from model.promotion import (
     CORRECTION_SOURCE,
+    GATE_STAGE,
     ActiveRecipe,
     CorrectionCheck,
     GateResult,
@@ -23,7 +24,7 @@ from model.promotion import (
 from model.registry import Activation, Manifest, Registry
 from model.taxonomy import Taxonomy, TaxonomyChange, diff_taxonomies
 from model.text import fingerprint
-from model.training import TrainedModel, TrainingParams, corpus_for, train
+from model.training import CV_STAGE, TrainedModel, TrainingParams, corpus_for, train
 from service.pointers import registry_for
 from service.settings import Settings
 from service.store import CorrectionRecord, Store
@@ -31,7 +32,9 @@ from service.trackers import registry as trackers
 
 __all__ = [
     "GateRefusedError",
+    "StepProgress",
     "TrainingOutcome",
+    "TrainingStep",
     "corrections_as_examples",
     "ensure_active_model",
     "load_training_data_for",
@@ -59,6 +62,46 @@ class TrainingOutcome(msgspec.Struct, frozen=True):
     seconds: float
     # Activation was asked for and the promotion gate refused it (``reason`` says why).
     refused: bool = False
+
+
+class TrainingStep(msgspec.Struct, frozen=True):
+    """How far a training run is: ``done`` of ``total`` fits of its ``stage``, ``fraction`` of all its fits."""
+
+    stage: str
+    done: int
+    total: int
+    fraction: float
+
+    def describe(self) -> str:
+        """One line for a person: "cross-validation: fold 2 of 5 fitted"."""
+        if not self.total:
+            return self.stage
+        unit = "fold" if self.total > 1 else "fit"
+        return f"{self.stage}: {unit} {self.done} of {self.total} done"
+
+
+StepProgress = Callable[[TrainingStep], None]
+
+
+def _steps(report: StepProgress | None, gated: bool) -> Progress | None:
+    """The core's (stage, done, total) events as steps with the share of the whole run done.
+
+    A run fits the cross-validation folds, the final model and, when a model is active, the
+    active recipe's folds for the gate: as many fits again as there are folds.
+    """
+    if report is None:
+        return None
+    finished: dict[str, int] = {}
+    planned: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        finished[stage], planned[stage] = done, total
+        folds = planned.get(CV_STAGE, total if stage == GATE_STAGE else 0)
+        expected = folds + 1 + (folds if gated else 0)
+        fraction = min(1.0, sum(finished.values()) / expected) if expected else 1.0
+        report(TrainingStep(stage, done, total, fraction))
+
+    return progress
 
 
 def training_params(settings: Settings) -> TrainingParams:
@@ -110,12 +153,12 @@ def train_version(
     actor: str = "cli",
     store: Store | None = None,
     params: TrainingParams | None = None,
-    progress: Progress | None = None,
+    progress: StepProgress | None = None,
 ) -> TrainingOutcome:
     """Train from the training data and stored corrections; activate if the gate passes (or ``force``).
 
     ``params`` replaces the parameters the settings give (for experiments; the gate judges them);
-    ``progress`` hears of each step: (stage, done, total).
+    ``progress`` hears of each step.
     """
     data = load_training_data_for(settings)
     options = _Options(activate, force, note, actor, params, progress)
@@ -131,7 +174,7 @@ class _Options(msgspec.Struct, frozen=True):
     note: str
     actor: str
     params: TrainingParams | None
-    progress: Progress | None
+    progress: StepProgress | None
 
 
 def training_jobs() -> int:
@@ -146,8 +189,12 @@ def _train_with_store(settings: Settings, data: TrainingData, store: Store, opti
     registry = registry_for(settings, store)
     active = _active_manifest(registry)
     jobs = training_jobs()
+    if options.progress is not None:
+        teams = len(data.taxonomy.teams)
+        options.progress(TrainingStep(f"reading {len(examples):,} examples and {teams} teams' descriptions", 0, 0, 0.0))
+    progress = _steps(options.progress, gated=active is not None)
     corpus = corpus_for([data.taxonomy] + ([active.taxonomy] if active else []), examples, params)
-    model = train(data.taxonomy, examples, params, corpus=corpus, jobs=jobs, progress=options.progress)
+    model = train(data.taxonomy, examples, params, corpus=corpus, jobs=jobs, progress=progress)
     gate = judge(
         data.taxonomy,
         examples,
@@ -158,7 +205,7 @@ def _train_with_store(settings: Settings, data: TrainingData, store: Store, opti
         corrections=_correction_check(registry, active, model, corrected),
         corpus=corpus,
         jobs=jobs,
-        progress=options.progress,
+        progress=progress,
     )
     change = diff_taxonomies(active.taxonomy, data.taxonomy) if active else None
     manifest = registry.save(
@@ -232,7 +279,7 @@ def _active_manifest(registry: Registry) -> Manifest | None:
         return None
 
 
-def ensure_active_model(settings: Settings, progress: Progress | None = None) -> TrainingOutcome | None:
+def ensure_active_model(settings: Settings, progress: StepProgress | None = None) -> TrainingOutcome | None:
     """Train and activate the default model when the registry has no active version.
 
     Returns the outcome, or None when a version was already active.

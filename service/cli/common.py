@@ -12,9 +12,9 @@ from rich.console import Console
 from model.errors import RouterError
 from service.settings import Settings, SettingsError
 from service.store import StoreError
-from service.trainer import GateRefusedError
+from service.trainer import GateRefusedError, StepProgress, TrainingStep
 
-__all__ = ["err", "friendly", "out", "settings_of"]
+__all__ = ["err", "friendly", "out", "settings_of", "step_printer"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,3 +40,16 @@ def settings_of(ctx: click.Context) -> Settings:
     """The settings the ``main`` group built from the environment and its options."""
     settings: Settings = ctx.obj
     return settings
+
+
+def step_printer(console: Console, headline: str) -> StepProgress:
+    """Print a training run's steps as they happen, after ``headline`` (printed with the first step)."""
+    started: list[bool] = []
+
+    def show(step: TrainingStep) -> None:
+        if not started:
+            console.print(headline)
+            started.append(True)
+        console.print(f"  {step.describe()} ({step.fraction:.0%})")
+
+    return show

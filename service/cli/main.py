@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from service.cli.common import err, friendly, out, settings_of
+from service.cli.common import err, friendly, out, settings_of, step_printer
 from service.cli.decide import classify, label
 from service.cli.models import models
 from service.cli.training import evaluate, import_history, train, validate
@@ -64,9 +64,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         port=port or settings.port,
         workers=workers or settings.workers,
     )
-    trained = ensure_active_model(settings)
+    headline = f"no active model in {settings.registry_dir}: training the default model from {settings.training_data}"
+    trained = ensure_active_model(settings, step_printer(err, headline))
     if trained is not None:
-        err.print(f"no active model: trained and activated {trained.version} from {settings.training_data}")
+        err.print(f"trained and activated {trained.version} in {trained.seconds:.1f} s")
     # Worker processes build their settings from the environment: hand the overrides on.
     os.environ[PREFIX + "DATA_DIR"] = str(settings.data_dir)
     os.environ[PREFIX + "TRAINING_DATA"] = str(settings.training_data)
@@ -111,7 +112,8 @@ def init(ctx: click.Context) -> None:
     settings = settings_of(ctx)
     with Store.for_settings(settings) as store:
         version = store.schema_version()
-    trained = ensure_active_model(settings)
+    headline = f"no active model in {settings.registry_dir}: training the default model from {settings.training_data}"
+    trained = ensure_active_model(settings, step_printer(err, headline))
     if trained is None:
         out.print(f"ready: database schema {version}, a model is already active")
     else:

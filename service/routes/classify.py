@@ -15,6 +15,7 @@ from litestar.params import Body
 
 from model.decision import Decision
 from service.auth import api_guard, json_api_guard
+from service.decisions import Recorded
 from service.errors import BadRequestError, PayloadTooLargeError, UnprocessableError, UnsupportedMediaError
 from service.openapi import inline_schema, problems
 from service.runtime import Runtime
@@ -141,7 +142,8 @@ def decode_batch(body: bytes, limit: int) -> BatchRequest:
     "/v1/classify/batch",
     status_code=200,
     summary="Classify a batch of tickets",
-    description="One decision per item, in input order, each with the item's `id` when given.",
+    description="One decision per item, in input order, each with the item's `id` when given and the"
+    " `decision_id` of its row in the audit trail (for `POST /v1/feedback` and `GET /v1/decisions/{id}`).",
     tags=["classify"],
     guards=[api_guard],
     operation_class=_BatchOperation,
@@ -168,7 +170,12 @@ async def classify_batch(request: Request[Any, Any, Any], runtime: Runtime) -> R
     batch = decode_batch(body, runtime.settings.batch_limit)
     items = [(None if item.id is None else str(item.id), *item.parts, item.repository) for item in batch.items]
     recorded = await runtime.decisions.decide(items, "batch")
-    return Response(BatchResponse(results=[r.decision for r in recorded]))
+    return Response(BatchResponse(results=[_with_id(r) for r in recorded]))
+
+
+def _with_id(recorded: Recorded) -> Decision:
+    """A batch result: the decision with the id of its audit row, for feedback."""
+    return msgspec.structs.replace(recorded.decision, decision_id=recorded.decision_id)
 
 
 async def _read_limited(request: Request[Any, Any, Any], limit: int) -> bytes:
@@ -246,6 +253,6 @@ async def _decide_lines(pending: list[tuple[int, BatchItem | str]], runtime: Run
     recorded = iter(await runtime.decisions.decide(tickets, "batch")) if tickets else iter(())
     for number, item in pending:
         if isinstance(item, BatchItem):
-            yield _encoder.encode(next(recorded).decision) + b"\n"
+            yield _encoder.encode(_with_id(next(recorded))) + b"\n"
         else:
             yield _encoder.encode({"line": number, "error": item}) + b"\n"

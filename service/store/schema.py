@@ -119,6 +119,9 @@ jobs = sa.Table(
     sa.Column("options", sa.Text, nullable=False),
     sa.Column("result", sa.Text, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    # What a running job is doing and how far along it is (0 to 1); added by migration 5.
+    sa.Column("stage", sa.String(200), nullable=True),
+    sa.Column("progress", sa.Float, nullable=True),
 )
 
 shadow_decisions = sa.Table(
@@ -179,10 +182,20 @@ def _m004_model_pointers(conn: Connection) -> None:
     )
 
 
+def _m005_job_progress(conn: Connection) -> None:
+    # Databases made before this migration lack the columns; newer ones got them from _m003.
+    have = {column["name"] for column in sa.inspect(conn).get_columns("jobs")}
+    for column in (jobs.c.stage, jobs.c.progress):
+        if column.name not in have:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE jobs ADD COLUMN {column.name} {kind}"))
+
+
 # (version, name, function). Append only: a released migration never changes.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "decisions audit trail", _m001_decisions),
     (2, "corrections, webhook deliveries, write-backs", _m002_corrections_deliveries_writebacks),
     (3, "training jobs and shadow decisions", _m003_jobs_and_shadow),
     (4, "model versions, pointers and activations shared by replicas", _m004_model_pointers),
+    (5, "training job stage and progress", _m005_job_progress),
 ]
