@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "ConfusionLike",
     "ConfusionScores",
     "Metrics",
     "TeamScores",
@@ -188,8 +190,29 @@ def compute_metrics(labels: Sequence[str], y_true: NDArray[np.int64], proba: NDA
     )
 
 
-def plot_confusion(metrics: Metrics, path: Path, title: str = "Confusion matrix") -> None:
-    """Write the confusion matrix as a PNG (rows: true team, columns: predicted team)."""
+class ConfusionLike(Protocol):
+    """What a confusion picture shows: the matrix in ``labels`` order, accuracy and macro-F1."""
+
+    @property
+    def labels(self) -> list[str]: ...
+
+    @property
+    def confusion(self) -> list[list[int]]: ...
+
+    @property
+    def accuracy(self) -> float: ...
+
+    @property
+    def macro_f1(self) -> float: ...
+
+
+def plot_confusion(
+    metrics: ConfusionLike,
+    path: Path,
+    title: str = "Confusion matrix",
+    axes: tuple[str, str] = ("true team", "predicted team"),
+) -> None:
+    """Write the confusion matrix as a PNG (rows: ``axes[0]``, columns: ``axes[1]``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,8 +224,8 @@ def plot_confusion(metrics: Metrics, path: Path, title: str = "Confusion matrix"
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(k), metrics.labels, rotation=30, ha="right")
     ax.set_yticks(range(k), metrics.labels)
-    ax.set_xlabel("predicted team")
-    ax.set_ylabel("true team")
+    ax.set_xlabel(axes[1])
+    ax.set_ylabel(axes[0])
     ax.set_title(f"{title}\naccuracy {metrics.accuracy:.3f}, macro-F1 {metrics.macro_f1:.3f}")
     peak = matrix.max() if matrix.size else 0
     for i in range(k):

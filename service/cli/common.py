@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from model.errors import RouterError
-from service.settings import Settings, SettingsError
+from model.errors import ModelNotFoundError, RouterError, TaxonomyError
+from service.settings import PREFIX, Settings, SettingsError
 from service.store import StoreError
 from service.trainer import GateRefusedError, StepProgress, TrainingStep
 
@@ -31,9 +31,25 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (RouterError, SettingsError, StoreError, GateRefusedError) as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(str(exc) + _where(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _where(exc: Exception) -> str:
+    """For a "not found", the setting that moves the place it looked in."""
+    context = click.get_current_context(silent=True)
+    settings = context.obj if context is not None and isinstance(context.obj, Settings) else None
+    if settings is None:
+        return ""
+    if isinstance(exc, ModelNotFoundError) and "no active model" in str(exc):
+        return (
+            f" (the data dir is {settings.data_dir}: set {PREFIX}DATA_DIR or --data-dir to use another;"
+            " `make run` keeps its model in the checkout's var/)"
+        )
+    if isinstance(exc, TaxonomyError) and "not found" in str(exc):
+        return f" (the training data is {settings.training_data}: set {PREFIX}TRAINING_DATA or --training-data)"
+    return ""
 
 
 def settings_of(ctx: click.Context) -> Settings:

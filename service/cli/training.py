@@ -259,5 +259,7 @@ def import_history(
     out.print(table)
     for line in report.examples:
         out.print(f"  {line}")
+    for warning in report.warnings:
+        out.print(f"warning: {warning}")
     if report.kept_total and not dry_run:
         out.print("next: `ticket-router validate`, then `ticket-router train` to learn from them")
