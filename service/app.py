@@ -16,13 +16,13 @@ from litestar import Litestar, Request
 from litestar.di import Provide
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from service.decisions import DecisionWorker
 from service.errors import exception_handlers
 from service.jobs import TrainingJobs
 from service.logs import AccessLogMiddleware
+from service.openapi import docs_assets, swagger_ui
 from service.pointers import registry_for
 from service.routes.audit import get_decision
 from service.routes.catalog import list_teams
@@ -113,6 +113,7 @@ def create_app(settings: Settings) -> Litestar:
             readyz,
             MetricsController,
             OutboxController,
+            docs_assets(),
             *(webhook_handler(kind) for kind in trackers.TRACKER_TYPES),
         ],
         middleware=middleware,
@@ -129,7 +130,7 @@ def create_app(settings: Settings) -> Litestar:
             version=VERSION,
             description="Routes engineering tickets to the owning team, with a calibrated score for every team.",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[swagger_ui()],
         ),
         debug=False,
         logging_config=None,  # logging is configured by whoever runs the app (`serve`: JSON lines)

@@ -24,16 +24,39 @@ from service.serving import NoModelError
 from service.store import StoreError
 from service.streaming import DuplexStream
 
-__all__ = ["classify", "classify_batch"]
+__all__ = ["DECISION_EXAMPLE", "DECISION_ID_EXAMPLE", "TICKET_EXAMPLE", "classify", "classify_batch"]
 
+# Real decisions of the default model for the example tickets below (scores rounded).
 DECISION_EXAMPLE = {
     "team": "SRE",
-    "confidence": 0.87,
+    "confidence": 0.99993,
     "abstained": False,
-    "scores": {"Development": 0.03, "DevOps": 0.06, "SRE": 0.87, "Platform": 0.04},
-    "explanation": [{"term": "p99 latency", "weight": 0.41}, {"term": "503", "weight": 0.12}],
-    "model_version": "20261126T194000Z-3f2a1c",
+    "scores": {"Development": 0.00002, "DevOps": 0.00003, "SRE": 0.99993, "Platform": 0.00002},
+    "explanation": [
+        {"term": "since", "weight": 2.522},
+        {"term": "p99", "weight": 2.3575},
+        {"term": "latency", "weight": 2.355},
+        {"term": "grafana", "weight": 1.175},
+        {"term": "2s", "weight": 0.9375},
+    ],
+    "model_version": "20261204T172903Z-d716d5",
 }
+SECOND_DECISION_EXAMPLE = {
+    "team": "DevOps",
+    "confidence": 0.99325,
+    "abstained": False,
+    "scores": {"Development": 0.00045, "DevOps": 0.99325, "SRE": 0.00036, "Platform": 0.00595},
+    "explanation": [
+        {"term": "release", "weight": 3.8603},
+        {"term": "workflow", "weight": 2.5065},
+        {"term": "publish", "weight": 1.9734},
+        {"term": "npm", "weight": 1.6923},
+        {"term": "fails", "weight": 1.4733},
+    ],
+    "model_version": "20261204T172903Z-d716d5",
+}
+DECISION_ID_EXAMPLE = "0006458a1d2c3e4f9b8a7c6d5e4f3a2b"
+SECOND_DECISION_ID_EXAMPLE = "0006458a1d2c3f019b8a7c6d5e4f3a2c"
 TICKET_EXAMPLE = {
     "title": "p99 latency above 2s on checkout since 14:05",
     "body": "Grafana shows 503s from the payments service in eu-west-1; customers see timeouts.",
@@ -59,6 +82,7 @@ BATCH_EXAMPLE = {
             data_container=Decision,
             description="The decision",
             examples=[Example(id="decision", summary="A confident SRE decision", value=DECISION_EXAMPLE)],
+            generate_examples=False,
         ),
         **problems(400, 401, 413, 415, 422, 503),
     },
@@ -153,7 +177,23 @@ def decode_batch(body: bytes, limit: int) -> BatchRequest:
             data_container=BatchResponse,
             description="Decisions in input order (with NDJSON in, one JSON line out for each line in:"
             " a decision, or an object with the line number and the error)",
-            examples=[Example(id="batch", value={"results": [{**DECISION_EXAMPLE, "id": "OPS-12"}]})],
+            examples=[
+                Example(
+                    id="batch",
+                    summary="The two tickets' decisions",
+                    value={
+                        "results": [
+                            {**DECISION_EXAMPLE, "id": "OPS-12", "decision_id": "0006458a1d2c3e4f9b8a7c6d5e4f3a2b"},
+                            {
+                                **SECOND_DECISION_EXAMPLE,
+                                "id": "OPS-13",
+                                "decision_id": "0006458a1d2c3f019b8a7c6d5e4f3a2c",
+                            },
+                        ]
+                    },
+                )
+            ],
+            generate_examples=False,
         ),
         **problems(400, 401, 413, 415, 422, 503),
     },

@@ -7,12 +7,14 @@ from typing import Annotated
 
 import anyio
 from litestar import get, post
-from litestar.params import Parameter
+from litestar.openapi.spec import Example
+from litestar.params import Body, Parameter
 
 from model.text import compose, text_sha256
 from service.auth import json_body_guard, token_guard
 from service.errors import NotFoundError, UnprocessableError
 from service.openapi import problems
+from service.routes.classify import DECISION_ID_EXAMPLE, TICKET_EXAMPLE
 from service.runtime import Runtime
 from service.schemas import FeedbackOut, FeedbackPage, FeedbackRequest
 from service.store import CorrectionRecord, new_id
@@ -78,7 +80,26 @@ def _correction(runtime: Runtime, data: FeedbackRequest) -> CorrectionRecord:
     guards=[token_guard, json_body_guard],
     responses=problems(400, 401, 404, 415, 422, 503),
 )
-async def create_feedback(data: FeedbackRequest, runtime: Runtime) -> FeedbackOut:
+async def create_feedback(
+    data: Annotated[
+        FeedbackRequest,
+        Body(
+            examples=[
+                Example(
+                    id="decision",
+                    summary="The right team for a decision, with its text so that it can train",
+                    value={"decision_id": DECISION_ID_EXAMPLE, "team": "Development", "actor": "ana", **TICKET_EXAMPLE},
+                ),
+                Example(
+                    id="text",
+                    summary="The right team for a ticket's text",
+                    value={"text": "Rotate the Vault unseal keys for the shared cluster", "team": "Platform"},
+                ),
+            ]
+        ),
+    ],
+    runtime: Runtime,
+) -> FeedbackOut:
     """Store the right team for a decision id or a ticket text; it trains the next model."""
     record = await anyio.to_thread.run_sync(_correction, runtime, data)
     return _out(record)
