@@ -76,6 +76,8 @@ def create_app(settings: Settings) -> Litestar:
         known = trackers.build(settings.trackers)
         worker = WriteBackWorker(settings, known, store, Sender(outbound, policy))
         intake = Intake(settings, known, store, holder, decisions, worker.wake)
+        for line in intake.startup_lines():
+            log.info(line)
         for warning in intake.startup_warnings():
             log.warning(warning)
         app.state.webhook_intake = intake

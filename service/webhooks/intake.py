@@ -74,6 +74,22 @@ class Intake:
         self.decisions = decisions
         self.wake_writer = wake_writer
 
+    def startup_lines(self) -> list[str]:
+        """One line per tracker for the start-up log: enabled or not, and how it writes back."""
+        lines = []
+        for tracker in self.trackers.values():
+            shown, group = tracker.display_name, tracker.settings
+            if not self.enabled(tracker):
+                lines.append(f"{shown} webhooks: disabled (set {group.secret_variables} to enable them)")
+                continue
+            how = "signature verified" if group.secured else "UNVERIFIED (development only)"
+            mode = effective_mode(self.settings, tracker)
+            lines.append(
+                f"{shown} webhooks: enabled at /v1/webhooks/{tracker.name}, {how}, write-back {mode}"
+                + (f" (as {group.bot})" if group.bot else "")
+            )
+        return lines
+
     def startup_warnings(self) -> list[str]:
         """What an operator must know about the webhook configuration (logged at start-up)."""
         warnings = []
@@ -188,7 +204,11 @@ class Intake:
         if add is None and not remove:
             reason = f"{routed}; the ticket already carries it, nothing to write"
         else:
-            comment = comment_text(decision, wanted, recorded.decision_id) if mode == "label+comment" else None
+            comment = None
+            if mode == "label+comment":
+                labels = {t.id: t.label_for(name) for t in taxonomy.teams}
+                names = {t.id: t.name for t in taxonomy.teams}
+                comment = comment_text(decision, wanted, recorded.decision_id, labels, names)
             requests = tracker.label_requests(ticket.ref, add, remove)
             if comment is not None:
                 requests.append(tracker.comment_request(ticket.ref, comment))
