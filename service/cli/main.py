@@ -14,6 +14,7 @@ import click
 from service.cli.common import err, friendly, out, settings_of, step_printer
 from service.cli.decide import classify, label
 from service.cli.models import models
+from service.cli.teams import teams
 from service.cli.training import evaluate, import_history, train, validate
 from service.settings import PREFIX, Settings, SettingsError
 from service.store import Store
@@ -120,5 +121,5 @@ def init(ctx: click.Context) -> None:
         out.print(f"ready: database schema {version}, trained and activated {trained.version}")
 
 
-for command in (train, evaluate, validate, import_history, classify, label, models):
+for command in (train, evaluate, validate, import_history, classify, label, models, teams):
     main.add_command(command)
