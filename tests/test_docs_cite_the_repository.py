@@ -17,7 +17,7 @@ OUTSIDE = re.compile(r"(?<![\w.])(?:shared/|seed/|/work/|roles\.txt)")
 
 def documents() -> list[Path]:
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    chosen = [ROOT / p for p in tracked if p.endswith(".md") or p.endswith("teams.toml")]
+    chosen = [ROOT / p for p in tracked if p.endswith((".md", "teams.toml"))]
     return [*chosen, *(p for p in [ROOT / "README.md"] if p not in chosen)]
 
 
