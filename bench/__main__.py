@@ -8,7 +8,18 @@ import time
 
 from bench.common import console
 
-BENCHMARKS = ["accuracy", "learning", "latency", "batch", "footprint", "http", "webhooks", "loadtest", "replicas"]
+BENCHMARKS = [
+    "accuracy",
+    "learning",
+    "training",
+    "latency",
+    "batch",
+    "footprint",
+    "http",
+    "webhooks",
+    "loadtest",
+    "replicas",
+]
 
 
 def main(names: list[str]) -> None:
