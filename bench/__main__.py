@@ -19,6 +19,7 @@ BENCHMARKS = [
     "webhooks",
     "loadtest",
     "replicas",
+    "readme",
 ]
 
 

@@ -7,19 +7,22 @@ once into a count matrix; each ``FitTask`` then takes its rows and its vocabular
 the idf on its rows and the classifier on the result. The numbers are those ``TfidfVectorizer``
 gives for the same documents and vocabulary: the same counts, idf and normalisation.
 
-Fits run in worker processes (joblib) when there are enough texts for that to pay, each with
-BLAS held to one thread: on a busy two-core machine, OpenBLAS threads spinning against each
-other made one fit two to four times slower.
+Fits run in worker processes (``workers``: a process pool the caller opens once for a whole
+training run and closes after it, so nothing is left running) when there are enough texts for
+that to pay, each with BLAS held to one thread: on a busy two-core machine, OpenBLAS threads
+spinning against each other made one fit two to four times slower.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
+from multiprocessing import get_context
 
 import msgspec
 import numpy as np
-from joblib import Parallel, delayed
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
@@ -37,6 +40,7 @@ __all__ = [
     "Progress",
     "classifier_logits",
     "run_fits",
+    "workers",
 ]
 
 # Below this many texts a fit takes well under a second and starting worker processes costs more.
@@ -139,16 +143,27 @@ def _fit(counts: csr_matrix, params: PipelineParams, task: FitTask, n_teams: int
         return FitResult(logits=classifier_logits(classifier, test, n_teams), evidence=evidence)
 
 
+@contextmanager
+def workers(jobs: int) -> Iterator[Executor | None]:
+    """``jobs`` worker processes for ``run_fits`` (None for one: fit in this process), closed on exit."""
+    if jobs <= 1:
+        yield None
+        return
+    # spawn: a clean interpreter, not a fork of a process that may hold threads and sockets.
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        yield pool
+
+
 def run_fits(
     corpus: Corpus,
     tasks: Sequence[FitTask],
     params: PipelineParams,
     n_teams: int,
     *,
-    jobs: int = 1,
+    pool: Executor | None = None,
     progress: Progress | None = None,
 ) -> list[FitResult]:
-    """Fit every task (in ``jobs`` processes when the corpus is large), results in task order.
+    """Fit every task (in ``pool``'s processes when the corpus is large enough), results in task order.
 
     ``progress`` hears of each finished task, counted within its ``stage``.
     """
@@ -162,11 +177,10 @@ def run_fits(
         if progress is not None:
             progress(task.stage, done[task.stage], totals[task.stage])
 
-    parallel = jobs > 1 and len(tasks) > 1 and len(corpus) >= PARALLEL_MIN_TEXTS
     results: Iterator[FitResult]
-    if parallel:
-        runner = Parallel(n_jobs=min(jobs, len(tasks)), return_as="generator")
-        results = runner(delayed(_fit)(corpus.counts, params, task, n_teams) for task in tasks)
+    if pool is not None and len(tasks) > 1 and len(corpus) >= PARALLEL_MIN_TEXTS:
+        futures = [pool.submit(_fit, corpus.counts, params, task, n_teams) for task in tasks]
+        results = (future.result() for future in futures)
     else:
         results = (_fit(corpus.counts, params, task, n_teams) for task in tasks)
     collected = []

@@ -19,6 +19,7 @@ refused too, once cross-validation covers enough tickets for that error to mean 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Executor
 
 import msgspec
 import numpy as np
@@ -165,7 +166,7 @@ def judge(
     candidate_cv: OutOfFold | None = None,
     corrections: CorrectionCheck | None = None,
     corpus: Corpus | None = None,
-    jobs: int = 1,
+    pool: Executor | None = None,
     progress: Progress | None = None,
 ) -> GateResult:
     """Cross-validate the candidate and the active recipe on the same folds and compare.
@@ -183,7 +184,7 @@ def judge(
     if corpus is None or corpus.ngram_max != active.params.pipeline.ngram_max:
         corpus = corpus_for([taxonomy, active.taxonomy], examples, active.params)
     if candidate_cv is None or not np.array_equal(candidate_cv.rows, plan.rows):
-        candidate_cv = out_of_fold(taxonomy, examples, candidate, corpus=corpus, jobs=jobs, progress=progress)
+        candidate_cv = out_of_fold(taxonomy, examples, candidate, corpus=corpus, pool=pool, progress=progress)
         assert candidate_cv is not None
     ours, evidence, y = candidate_cv.logits, candidate_cv.evidence, candidate_cv.y
     if not corpus.has(text for text, _ in prior_documents(active.taxonomy)):
@@ -197,7 +198,7 @@ def judge(
         ]
         test = [plan.eligible[i] for i in test_idx]
         tasks.append(fit_task(corpus, active.taxonomy, seen, active.params, test=test, stage=GATE_STAGE))
-    results = run_fits(corpus, tasks, active.params.pipeline, len(active.taxonomy.ids), jobs=jobs, progress=progress)
+    results = run_fits(corpus, tasks, active.params.pipeline, len(active.taxonomy.ids), pool=pool, progress=progress)
     active_columns = [active.taxonomy.ids.index(t) if t in active.taxonomy.ids else -1 for t in teams]
     theirs = np.full((len(plan.eligible), len(teams)), -1e9)
     for (_, test_idx), result in zip(plan.splits, results, strict=True):

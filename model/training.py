@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from typing import Annotated
 
 import msgspec
@@ -393,7 +394,7 @@ def out_of_fold(
     params: TrainingParams,
     *,
     corpus: Corpus | None = None,
-    jobs: int = 1,
+    pool: Executor | None = None,
     progress: Progress | None = None,
 ) -> OutOfFold | None:
     """Every eligible example decided by the model of the folds it was not in; None with too few."""
@@ -403,7 +404,7 @@ def out_of_fold(
     corpus = corpus if corpus is not None and _covers(corpus, taxonomy, examples, params) else None
     corpus = corpus or corpus_for([taxonomy], examples, params)
     tasks = _fold_tasks(plan, corpus, taxonomy, params)
-    results = run_fits(corpus, tasks, params.pipeline, len(taxonomy.ids), jobs=jobs, progress=progress)
+    results = run_fits(corpus, tasks, params.pipeline, len(taxonomy.ids), pool=pool, progress=progress)
     return _assemble(plan, results, len(taxonomy.ids))
 
 
@@ -439,14 +440,14 @@ def cross_validate(
     examples: Sequence[LabelledTicket],
     params: TrainingParams,
     *,
-    jobs: int = 1,
+    pool: Executor | None = None,
     progress: Progress | None = None,
 ) -> CrossValidation | None:
     """Stratified k-fold cross-validation on the examples (the taxonomy's documents train every fold).
 
     None when fewer than two teams have two or more examples.
     """
-    cv = out_of_fold(taxonomy, examples, params, jobs=jobs, progress=progress)
+    cv = out_of_fold(taxonomy, examples, params, pool=pool, progress=progress)
     return None if cv is None else _calibrated(taxonomy, cv, params)
 
 
@@ -467,7 +468,7 @@ def train(
     params: TrainingParams | None = None,
     *,
     corpus: Corpus | None = None,
-    jobs: int = 1,
+    pool: Executor | None = None,
     progress: Progress | None = None,
 ) -> TrainedModel:
     """Train a calibrated model; deterministic for the same taxonomy, examples and params.
@@ -475,9 +476,9 @@ def train(
     Cross-validation on the examples measures the model, fits the temperature that
     calibrates its probabilities and picks the abstain threshold for the precision target.
     With too few examples for that (cold start), the temperature is 1 and the threshold is
-    ``params.default_threshold``. ``corpus`` may bring the texts already analysed; ``jobs``
-    processes fit the folds and the final model side by side (the model is the same whatever their
-    number); ``progress`` hears of each finished fit.
+    ``params.default_threshold``. ``corpus`` may bring the texts already analysed; ``pool``'s
+    processes (``fitting.workers``) fit the folds and the final model side by side (the model is
+    the same either way); ``progress`` hears of each finished fit.
     """
     params = params or TrainingParams()
     started = time.perf_counter()
@@ -493,7 +494,7 @@ def train(
     plan = fold_plan(taxonomy, examples, params)
     tasks = [] if plan is None else _fold_tasks(plan, corpus, taxonomy, params)
     tasks.append(fit_task(corpus, taxonomy, examples, params, stage=FINAL_STAGE))
-    results = run_fits(corpus, tasks, params.pipeline, len(taxonomy.ids), jobs=jobs, progress=progress)
+    results = run_fits(corpus, tasks, params.pipeline, len(taxonomy.ids), pool=pool, progress=progress)
     pipeline = corpus.pipeline(params.pipeline, tasks[-1].columns, results[-1])
     oof = None if plan is None else _assemble(plan, results[:-1], len(taxonomy.ids))
     cv_result = None if oof is None else _calibrated(taxonomy, oof, params)

@@ -10,7 +10,7 @@ import msgspec
 
 from model.dataset import LabelledTicket, TrainingData, load_training_data
 from model.errors import ModelIntegrityError, ModelNotFoundError
-from model.fitting import Progress
+from model.fitting import PARALLEL_MIN_TEXTS, Progress, workers
 from model.promotion import (
     CORRECTION_SOURCE,
     GATE_STAGE,
@@ -177,9 +177,9 @@ class _Options(msgspec.Struct, frozen=True):
     progress: StepProgress | None
 
 
-def training_jobs() -> int:
-    """How many processes fit folds side by side: one per core."""
-    return max(1, os.cpu_count() or 1)
+def training_jobs(texts: int) -> int:
+    """How many processes fit folds side by side: one per core, once there are enough texts to pay."""
+    return max(1, os.cpu_count() or 1) if texts >= PARALLEL_MIN_TEXTS else 1
 
 
 def _train_with_store(settings: Settings, data: TrainingData, store: Store, options: _Options) -> TrainingOutcome:
@@ -188,25 +188,25 @@ def _train_with_store(settings: Settings, data: TrainingData, store: Store, opti
     params = options.params or training_params(settings)
     registry = registry_for(settings, store)
     active = _active_manifest(registry)
-    jobs = training_jobs()
     if options.progress is not None:
         teams = len(data.taxonomy.teams)
         options.progress(TrainingStep(f"reading {len(examples):,} examples and {teams} teams' descriptions", 0, 0, 0.0))
     progress = _steps(options.progress, gated=active is not None)
     corpus = corpus_for([data.taxonomy] + ([active.taxonomy] if active else []), examples, params)
-    model = train(data.taxonomy, examples, params, corpus=corpus, jobs=jobs, progress=progress)
-    gate = judge(
-        data.taxonomy,
-        examples,
-        params,
-        _recipe(active),
-        settings.max_ece,
-        candidate_cv=model.out_of_fold,
-        corrections=_correction_check(registry, active, model, corrected),
-        corpus=corpus,
-        jobs=jobs,
-        progress=progress,
-    )
+    with workers(training_jobs(len(corpus))) as pool:
+        model = train(data.taxonomy, examples, params, corpus=corpus, pool=pool, progress=progress)
+        gate = judge(
+            data.taxonomy,
+            examples,
+            params,
+            _recipe(active),
+            settings.max_ece,
+            candidate_cv=model.out_of_fold,
+            corrections=_correction_check(registry, active, model, corrected),
+            corpus=corpus,
+            pool=pool,
+            progress=progress,
+        )
     change = diff_taxonomies(active.taxonomy, data.taxonomy) if active else None
     manifest = registry.save(
         model,
@@ -310,7 +310,20 @@ def promote(settings: Settings, store: Store, version: str, *, force: bool = Fal
         data = load_training_data_for(settings)
         corrected, _ = corrections_as_examples(store.corrections.all(), data.taxonomy, settings.correction_weight)
         examples = _merge(data, corrected)
-        gate = judge(data.taxonomy, examples, candidate.params, _recipe(active), settings.max_ece, jobs=training_jobs())
+        corrections = None
+        if active is not None and corrected:
+            mine, theirs = registry.load(version), registry.load(active.version)
+            corrections = check_corrections(corrected, mine.pipeline, candidate.teams, theirs.pipeline, active.teams)
+        with workers(training_jobs(len(examples))) as pool:
+            gate = judge(
+                data.taxonomy,
+                examples,
+                candidate.params,
+                _recipe(active),
+                settings.max_ece,
+                corrections=corrections,
+                pool=pool,
+            )
     if not gate.passed:
         raise GateRefusedError(f"model {version} was not activated: {gate.reason}; use force to override")
     return registry.activate(version, actor=actor, reason=gate.reason)
