@@ -41,7 +41,9 @@ def run() -> dict[str, float]:
     figures: dict[str, float] = {}
     rows: list[list[str]] = []
     try:
-        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+        subprocess.run(["git", "clone", "-q", "--no-checkout", str(ROOT), str(clone)], check=True)
+        subprocess.run(["git", "checkout", "-q", head.stdout.strip()], cwd=clone, check=True)
         started = time.perf_counter()
         install = subprocess.run(["make", "-C", str(clone), ".venv/.installed-run"], capture_output=True, text=True)
         figures["install_s"] = time.perf_counter() - started
