@@ -244,7 +244,9 @@ async def _ndjson(request: Request[Any, Any, Any], runtime: Runtime) -> AsyncIte
     def take(raw: bytes) -> None:
         nonlocal number
         number += 1
-        if raw.strip():
+        if len(raw) > limit:  # a whole overlong line can arrive in one chunk when the network coalesces
+            pending.append((number, f"line longer than {limit} bytes"))
+        elif raw.strip():
             pending.append((number, _parse_line(raw)))
 
     try:
