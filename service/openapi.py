@@ -14,11 +14,12 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Operation, RequestBody
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
-from swagger_ui_bundle import swagger_ui_path
+from openapi_ui_bundles import swagger_ui as swagger_ui_files
 
 __all__ = ["DOCS_ASSETS", "OptionalBodyOperation", "docs_assets", "inline_schema", "problems", "swagger_ui"]
 
-# Swagger UI's scripts and styles, served from the swagger-ui-bundle package: the docs work offline.
+# Swagger UI's scripts and styles (Swagger UI 5, which reads OpenAPI 3.1), served from the
+# openapi-ui-bundles package: the docs work offline.
 DOCS_ASSETS = "/schema/assets"
 
 
@@ -36,7 +37,7 @@ def docs_assets() -> Router:
     """The route that serves Swagger UI's files (cached a day: they change only with the package)."""
     return create_static_files_router(
         path=DOCS_ASSETS,
-        directories=[Path(str(swagger_ui_path))],
+        directories=[Path(str(swagger_ui_files.static_path))],
         include_in_schema=False,
         cache_control=CacheControlHeader(max_age=86400),
     )
