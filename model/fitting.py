@@ -15,6 +15,9 @@ spinning against each other made one fit two to four times slower.
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -39,6 +42,7 @@ __all__ = [
     "FitTask",
     "Progress",
     "classifier_logits",
+    "exit_with_parent",
     "run_fits",
     "workers",
 ]
@@ -143,6 +147,22 @@ def _fit(counts: csr_matrix, params: PipelineParams, task: FitTask, n_teams: int
         return FitResult(logits=classifier_logits(classifier, test, n_teams), evidence=evidence)
 
 
+def exit_with_parent(parent: int) -> None:
+    """A pool initializer: the worker ends as soon as the process that started it is gone.
+
+    A pool worker whose parent was killed (SIGKILL, an OOM kill) would otherwise wait for work
+    forever, holding its memory.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 @contextmanager
 def workers(jobs: int) -> Iterator[Executor | None]:
     """``jobs`` worker processes for ``run_fits`` (None for one: fit in this process), closed on exit."""
@@ -150,7 +170,8 @@ def workers(jobs: int) -> Iterator[Executor | None]:
         yield None
         return
     # spawn: a clean interpreter, not a fork of a process that may hold threads and sockets.
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    context = get_context("spawn")
+    with ProcessPoolExecutor(jobs, context, initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
         yield pool
 
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import anyio
 import msgspec
 
+from model.fitting import exit_with_parent
 from model.training import TrainingParams
 from service.metrics import TRAINING_JOBS, TRAINING_SECONDS
 from service.settings import Settings
@@ -130,7 +132,14 @@ class TrainingJobs:
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             # spawn: a clean interpreter, not a fork of a process with threads and open sockets.
-            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            # The worker ends with this process, even one killed outright (a running training is then
+            # failed by the next start's recovery).
+            self._executor = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return self._executor
 
     async def wait(self) -> None:
