@@ -14,6 +14,7 @@ $(BIN)/python:
 $(STAMP_RUN): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
+	@echo "installed: the command line is $(BIN)/ticket-router (or run 'source $(BIN)/activate', then ticket-router)"
 
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -13,6 +13,7 @@ BENCHMARKS = [
     "history",
     "questions",
     "learning",
+    "training",
     "latency",
     "batch",
     "footprint",
@@ -22,6 +23,7 @@ BENCHMARKS = [
     "replicas",
     "console",
     "adversarial",
+    "readme",
 ]
 
 

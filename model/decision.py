@@ -17,10 +17,10 @@ class Term(msgspec.Struct, frozen=True):
 class Decision(msgspec.Struct, frozen=True, omit_defaults=True):
     """The team for a ticket, with calibrated scores for every team.
 
-    ``id`` echoes a batch item's id and ``truncated`` is set only when the text was cut to
-    the length limit before classification; both are left out otherwise. ``rule`` names the
-    routing rule that decided (the scores stay the model's), and ``skipped`` says that rule
-    asked to leave the ticket alone.
+    ``id`` echoes a batch item's id, ``decision_id`` names a batch result's row in the audit trail
+    (for feedback), and ``truncated`` is set only when the text was cut to the length limit before
+    classification; all three are left out otherwise. ``rule`` names the routing rule that decided
+    (the scores stay the model's), and ``skipped`` says that rule asked to leave the ticket alone.
     """
 
     team: str
@@ -33,3 +33,4 @@ class Decision(msgspec.Struct, frozen=True, omit_defaults=True):
     truncated: bool = False
     rule: str | None = None
     skipped: bool = False
+    decision_id: str | None = None

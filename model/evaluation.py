@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "ConfusionLike",
     "ConfusionScores",
     "Metrics",
     "ReliabilityBin",
@@ -268,6 +269,23 @@ def compute_metrics(labels: Sequence[str], y_true: NDArray[np.int64], proba: NDA
 
 
 _LABEL_CHARS = 24
+_AXES = ("true team", "predicted team")
+
+
+class ConfusionLike(Protocol):
+    """What a confusion picture shows: the matrix in ``labels`` order, accuracy and macro-F1."""
+
+    @property
+    def labels(self) -> list[str]: ...
+
+    @property
+    def confusion(self) -> list[list[int]]: ...
+
+    @property
+    def accuracy(self) -> float: ...
+
+    @property
+    def macro_f1(self) -> float: ...
 
 
 def _short(label: str) -> str:
@@ -291,8 +309,8 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def confusion_png(metrics: Metrics, title: str = "Confusion matrix") -> bytes:
-    """The confusion matrix as a PNG (rows: true team, columns: predicted team)."""
+def confusion_png(metrics: ConfusionLike, title: str = "Confusion matrix", axes: tuple[str, str] = _AXES) -> bytes:
+    """The confusion matrix as a PNG (rows: ``axes[0]``, columns: ``axes[1]``)."""
     matrix = np.array(metrics.confusion)
     k = len(metrics.labels)
     labels = [_short(label) for label in metrics.labels]
@@ -301,8 +319,8 @@ def confusion_png(metrics: Metrics, title: str = "Confusion matrix") -> bytes:
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(k), labels, rotation=30, ha="right")
     ax.set_yticks(range(k), labels)
-    ax.set_xlabel("predicted team")
-    ax.set_ylabel("true team")
+    ax.set_xlabel(axes[1])
+    ax.set_ylabel(axes[0])
     ax.set_title(f"{title}\naccuracy {metrics.accuracy:.3f}, macro-F1 {metrics.macro_f1:.3f}")
     peak = matrix.max() if matrix.size else 0
     for i in range(k):
@@ -345,10 +363,12 @@ def reliability_png(metrics: Metrics, title: str = "Reliability") -> bytes:
     return _png(figure)
 
 
-def plot_confusion(metrics: Metrics, path: Path, title: str = "Confusion matrix") -> None:
+def plot_confusion(
+    metrics: ConfusionLike, path: Path, title: str = "Confusion matrix", axes: tuple[str, str] = _AXES
+) -> None:
     """Write the confusion matrix as a PNG file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(confusion_png(metrics, title))
+    path.write_bytes(confusion_png(metrics, title, axes))
 
 
 def evaluate_classifier(

@@ -389,5 +389,5 @@ class Registry:
         """Load the active version."""
         version = self.active_version()
         if version is None:
-            raise ModelNotFoundError("no active model: train one with `ticket-router train`")
+            raise ModelNotFoundError(f"no active model in {self.root}: train one with `ticket-router train`")
         return self.load(version)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-import warnings
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from typing import Annotated
 
 import msgspec
@@ -27,23 +27,32 @@ from model.evaluation import (
     team_threshold_table,
     threshold_table,
 )
+from model.fitting import Corpus, FitResult, FitTask, Progress, classifier_logits, run_fits
 from model.inference import Classifier
 from model.pipeline import PipelineParams, build_pipeline
 from model.taxonomy import Taxonomy
 
 __all__ = [
+    "CV_STAGE",
+    "FINAL_STAGE",
     "CrossValidation",
+    "FoldPlan",
+    "OutOfFold",
     "TrainedModel",
     "TrainingParams",
     "TrainingReport",
-    "cross_validate",
     "calibrate",
+    "corpus_for",
+    "cross_validate",
     "decision_logits",
     "evidence_scale",
     "fit_pipeline",
+    "fit_task",
     "fit_temperature",
     "fold_indices",
+    "fold_plan",
     "logits_and_evidence",
+    "out_of_fold",
     "prior_documents",
     "train",
 ]
@@ -99,7 +108,7 @@ class TrainingReport(msgspec.Struct, frozen=True):
 class TrainedModel:
     """A fitted, calibrated pipeline with the taxonomy order of its outputs and its threshold."""
 
-    __slots__ = ("params", "pipeline", "report", "team_thresholds", "teams", "threshold")
+    __slots__ = ("out_of_fold", "params", "pipeline", "report", "team_thresholds", "teams", "threshold")
 
     def __init__(
         self,
@@ -108,8 +117,10 @@ class TrainedModel:
         threshold: float,
         params: TrainingParams,
         report: TrainingReport,
+        out_of_fold: OutOfFold | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.out_of_fold = out_of_fold
         self.teams = teams
         self.threshold = threshold
         self.team_thresholds = report.team_thresholds
@@ -146,17 +157,17 @@ def prior_documents(taxonomy: Taxonomy) -> list[tuple[str, int]]:
     return docs
 
 
-def _check_evidence(taxonomy: Taxonomy, examples: Sequence[LabelledTicket], params: TrainingParams) -> None:
-    analyzer = build_pipeline(params.pipeline).named_steps["tfidf"].build_analyzer()
+def _check_evidence(
+    taxonomy: Taxonomy, examples: Sequence[LabelledTicket], params: TrainingParams, corpus: Corpus
+) -> None:
     evidence: Counter[int] = Counter()
     if params.prior_weight > 0:
-        for text, index in prior_documents(taxonomy):
-            if analyzer(text):
-                evidence[index] += 1
+        docs = prior_documents(taxonomy)
+        found = corpus.has_terms(corpus.rows([text for text, _ in docs]))
+        evidence.update(index for (_, index), ok in zip(docs, found, strict=True) if ok)
     index_of = {team_id: i for i, team_id in enumerate(taxonomy.ids)}
-    for ticket in examples:
-        if analyzer(ticket.model_text):
-            evidence[index_of[ticket.team]] += 1
+    found = corpus.has_terms(corpus.rows([t.model_text for t in examples]))
+    evidence.update(index_of[t.team] for t, ok in zip(examples, found, strict=True) if ok)
     missing = [team_id for i, team_id in enumerate(taxonomy.ids) if not evidence[i]]
     if missing:
         raise TrainingDataError(
@@ -226,14 +237,7 @@ def logits_and_evidence(
     """Per-team logits in taxonomy order, and each text's number of known features (its evidence)."""
     features = pipeline.named_steps["tfidf"].transform(list(texts))
     evidence = np.diff(features.indptr).astype(np.int64)
-    raw = np.asarray(pipeline.named_steps["clf"].decision_function(features), dtype=np.float64)
-    classes = pipeline.named_steps["clf"].classes_
-    if raw.ndim == 1:
-        # Binary logistic regression: sigmoid(z) == softmax([-z/2, z/2])[1].
-        raw = np.column_stack([-raw / 2.0, raw / 2.0])
-    logits = np.full((raw.shape[0], n_teams), -1e9)
-    logits[:, classes] = raw
-    return logits, evidence
+    return classifier_logits(pipeline.named_steps["clf"], features, n_teams), evidence
 
 
 def evidence_scale(evidence: NDArray[np.int64], shrink: float) -> NDArray[np.float64]:
@@ -278,35 +282,152 @@ def fold_indices(
     return list(plain.split(placeholder, y))
 
 
-class _CrossValidation(msgspec.Struct):
+class OutOfFold(msgspec.Struct, frozen=True):
+    """Cross-validation's raw material: each eligible example's out-of-fold logits, evidence and fold.
+
+    ``rows`` are the examples' positions in the list given to training; the promotion gate reuses
+    these logits instead of fitting the candidate's folds again.
+    """
+
     y: NDArray[np.int64]
     logits: NDArray[np.float64]
     evidence: NDArray[np.int64]
+    fold: NDArray[np.int64]
     folds: int
     sources: list[str]
+    rows: NDArray[np.intp]
 
 
-def _out_of_fold(
-    taxonomy: Taxonomy, examples: Sequence[LabelledTicket], params: TrainingParams
-) -> _CrossValidation | None:
+class FoldPlan(msgspec.Struct, frozen=True):
+    """Which examples cross-validation scores (``eligible``, at ``rows``), what every fold adds, and the folds."""
+
+    eligible: list[LabelledTicket]
+    always: list[LabelledTicket]
+    rows: NDArray[np.intp]
+    y: NDArray[np.int64]
+    folds: int
+    splits: list[tuple[NDArray[np.intp], NDArray[np.intp]]]
+
+
+def fold_plan(taxonomy: Taxonomy, examples: Sequence[LabelledTicket], params: TrainingParams) -> FoldPlan | None:
+    """Which examples cross-validation scores and on which folds; None with too few examples."""
     index_of = {team_id: i for i, team_id in enumerate(taxonomy.ids)}
     counts = Counter(t.team for t in examples)
-    eligible = [t for t in examples if counts[t.team] >= 2]
+    rows = np.asarray([i for i, t in enumerate(examples) if counts[t.team] >= 2], dtype=np.intp)
+    eligible = [examples[i] for i in rows]
     always = [t for t in examples if counts[t.team] < 2]
     eligible_counts = [c for c in counts.values() if c >= 2]
     if len(eligible_counts) < 2:
         return None
     folds = min(params.folds, min(eligible_counts))
     y = np.asarray([index_of[t.team] for t in eligible], dtype=np.int64)
-    logits = np.zeros((len(eligible), len(taxonomy.ids)))
-    evidence = np.zeros(len(eligible), dtype=np.int64)
-    for train_idx, test_idx in fold_indices(eligible, y, params, folds):
-        train_set = [eligible[i] for i in train_idx] + always
-        pipeline = fit_pipeline(taxonomy, train_set, params)
-        texts = [eligible[i].model_text for i in test_idx]
-        logits[test_idx], evidence[test_idx] = logits_and_evidence(pipeline, texts, len(taxonomy.ids))
-    sources = [t.source or "" for t in eligible]
-    return _CrossValidation(y=y, logits=logits, evidence=evidence, folds=folds, sources=sources)
+    return FoldPlan(eligible, always, rows, y, folds, fold_indices(eligible, y, params, folds))
+
+
+def corpus_for(taxonomies: Sequence[Taxonomy], examples: Sequence[LabelledTicket], params: TrainingParams) -> Corpus:
+    """Every text training reads (the taxonomies' documents and the examples), analysed once."""
+    texts = [text for taxonomy in taxonomies for text, _ in prior_documents(taxonomy)]
+    texts += [t.model_text for t in examples]
+    return Corpus(params.pipeline, texts)
+
+
+def _covers(corpus: Corpus, taxonomy: Taxonomy, examples: Sequence[LabelledTicket], params: TrainingParams) -> bool:
+    """Whether ``corpus`` analysed these texts the way ``params`` reads them."""
+    texts = [text for text, _ in prior_documents(taxonomy)] + [t.model_text for t in examples]
+    return corpus.ngram_max == params.pipeline.ngram_max and corpus.has(texts)
+
+
+def fit_task(
+    corpus: Corpus,
+    taxonomy: Taxonomy,
+    examples: Sequence[LabelledTicket],
+    params: TrainingParams,
+    test: Sequence[LabelledTicket] | None = None,
+    stage: str = "",
+) -> FitTask:
+    """What ``fit_pipeline`` fits, as corpus rows and columns (and the rows to score, if any)."""
+    index_of = {team_id: i for i, team_id in enumerate(taxonomy.ids)}
+    texts: list[str] = []
+    labels: list[int] = []
+    weights: list[float] = []
+    if params.prior_weight > 0:
+        for text, index in prior_documents(taxonomy):
+            texts.append(text)
+            labels.append(index)
+            weights.append(params.prior_weight)
+    for ticket in examples:
+        alt = index_of.get(ticket.alt) if ticket.alt is not None and params.alt_weight > 0 else None
+        share = params.alt_weight if alt is not None else 0.0
+        texts.append(ticket.model_text)
+        labels.append(index_of[ticket.team])
+        weights.append(ticket.weight * (1.0 - share))
+        if alt is not None:
+            texts.append(ticket.model_text)
+            labels.append(alt)
+            weights.append(ticket.weight * share)
+    if len(set(labels)) < 2:
+        raise TrainingDataError("training needs evidence for at least two teams")
+    # The vocabulary ``_vocabulary`` chooses: example terms in min_df examples or more, every taxonomy term.
+    keep = corpus.document_frequency(corpus.rows([t.model_text for t in examples])) >= params.pipeline.min_df
+    if params.prior_weight > 0:
+        keep |= corpus.document_frequency(corpus.rows([text for text, _ in prior_documents(taxonomy)])) > 0
+    return FitTask(
+        rows=corpus.rows(texts),
+        labels=np.asarray(labels, dtype=np.int64),
+        weights=np.asarray(weights, dtype=np.float64),
+        columns=np.flatnonzero(keep).astype(np.intp),
+        test_rows=None if test is None else corpus.rows([t.model_text for t in test]),
+        stage=stage,
+    )
+
+
+CV_STAGE = "cross-validation"
+FINAL_STAGE = "final model"
+
+
+def _fold_tasks(plan: FoldPlan, corpus: Corpus, taxonomy: Taxonomy, params: TrainingParams) -> list[FitTask]:
+    return [
+        fit_task(
+            corpus,
+            taxonomy,
+            [plan.eligible[i] for i in train_idx] + plan.always,
+            params,
+            test=[plan.eligible[i] for i in test_idx],
+            stage=CV_STAGE,
+        )
+        for train_idx, test_idx in plan.splits
+    ]
+
+
+def _assemble(plan: FoldPlan, results: Sequence[FitResult], n_teams: int) -> OutOfFold:
+    logits = np.zeros((len(plan.eligible), n_teams))
+    evidence = np.zeros(len(plan.eligible), dtype=np.int64)
+    fold = np.zeros(len(plan.eligible), dtype=np.int64)
+    for k, ((_, test_idx), result) in enumerate(zip(plan.splits, results, strict=True)):
+        assert result.logits is not None and result.evidence is not None
+        logits[test_idx], evidence[test_idx], fold[test_idx] = result.logits, result.evidence, k
+    sources = [t.source or "" for t in plan.eligible]
+    return OutOfFold(plan.y, logits, evidence, fold, plan.folds, sources, plan.rows)
+
+
+def out_of_fold(
+    taxonomy: Taxonomy,
+    examples: Sequence[LabelledTicket],
+    params: TrainingParams,
+    *,
+    corpus: Corpus | None = None,
+    pool: Executor | None = None,
+    progress: Progress | None = None,
+) -> OutOfFold | None:
+    """Every eligible example decided by the model of the folds it was not in; None with too few."""
+    plan = fold_plan(taxonomy, examples, params)
+    if plan is None:
+        return None
+    corpus = corpus if corpus is not None and _covers(corpus, taxonomy, examples, params) else None
+    corpus = corpus or corpus_for([taxonomy], examples, params)
+    tasks = _fold_tasks(plan, corpus, taxonomy, params)
+    results = run_fits(corpus, tasks, params.pipeline, len(taxonomy.ids), pool=pool, progress=progress)
+    return _assemble(plan, results, len(taxonomy.ids))
 
 
 def calibrate(
@@ -337,17 +458,23 @@ class CrossValidation(msgspec.Struct, frozen=True):
 
 
 def cross_validate(
-    taxonomy: Taxonomy, examples: Sequence[LabelledTicket], params: TrainingParams
+    taxonomy: Taxonomy,
+    examples: Sequence[LabelledTicket],
+    params: TrainingParams,
+    *,
+    pool: Executor | None = None,
+    progress: Progress | None = None,
 ) -> CrossValidation | None:
     """Stratified k-fold cross-validation on the examples (the taxonomy's documents train every fold).
 
     None when fewer than two teams have two or more examples.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        cv = _out_of_fold(taxonomy, examples, params)
-    if cv is None:
-        return None
+    cv = out_of_fold(taxonomy, examples, params, pool=pool, progress=progress)
+    return None if cv is None else _calibrated(taxonomy, cv, params)
+
+
+def _calibrated(taxonomy: Taxonomy, cv: OutOfFold, params: TrainingParams) -> CrossValidation:
+    """Metrics of the out-of-fold decisions once calibrated, and the temperature that calibrates them."""
     chosen = np.array([not params.calibrate_on or source in params.calibrate_on for source in cv.sources])
     if chosen.sum() < len(taxonomy.ids) * 10:  # too few of the chosen sources: calibrate on everything
         chosen[:] = True
@@ -361,13 +488,19 @@ def train(
     taxonomy: Taxonomy,
     examples: Sequence[LabelledTicket],
     params: TrainingParams | None = None,
+    *,
+    corpus: Corpus | None = None,
+    pool: Executor | None = None,
+    progress: Progress | None = None,
 ) -> TrainedModel:
     """Train a calibrated model; deterministic for the same taxonomy, examples and params.
 
     Cross-validation on the examples measures the model, fits the temperature that
     calibrates its probabilities and picks the abstain threshold for the precision target.
     With too few examples for that (cold start), the temperature is 1 and the threshold is
-    ``params.default_threshold``.
+    ``params.default_threshold``. ``corpus`` may bring the texts already analysed; ``pool``'s
+    processes (``fitting.workers``) fit the folds and the final model side by side (the model is
+    the same either way); ``progress`` hears of each finished fit.
     """
     params = params or TrainingParams()
     started = time.perf_counter()
@@ -375,12 +508,18 @@ def train(
     unknown = sorted({t.team for t in examples} - known)
     if unknown:
         raise TrainingDataError(f"examples name teams outside the taxonomy: {unknown}")
-    _check_evidence(taxonomy, examples, params)
+    corpus = corpus if corpus is not None and _covers(corpus, taxonomy, examples, params) else None
+    corpus = corpus or corpus_for([taxonomy], examples, params)
+    _check_evidence(taxonomy, examples, params, corpus)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        cv_result = cross_validate(taxonomy, examples, params)
-        pipeline = fit_pipeline(taxonomy, examples, params)
+    # The folds and the final model are independent, so they are fitted side by side.
+    plan = fold_plan(taxonomy, examples, params)
+    tasks = [] if plan is None else _fold_tasks(plan, corpus, taxonomy, params)
+    tasks.append(fit_task(corpus, taxonomy, examples, params, stage=FINAL_STAGE))
+    results = run_fits(corpus, tasks, params.pipeline, len(taxonomy.ids), pool=pool, progress=progress)
+    pipeline = corpus.pipeline(params.pipeline, tasks[-1].columns, results[-1])
+    oof = None if plan is None else _assemble(plan, results[:-1], len(taxonomy.ids))
+    cv_result = None if oof is None else _calibrated(taxonomy, oof, params)
 
     team_thresholds: dict[str, float] = {}
     team_routing: dict[str, TeamThreshold] = {}
@@ -422,4 +561,4 @@ def train(
         cv=metrics,
         seconds=time.perf_counter() - started,
     )
-    return TrainedModel(pipeline, taxonomy.ids, threshold, params, report)
+    return TrainedModel(pipeline, taxonomy.ids, threshold, params, report, oof)

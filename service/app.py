@@ -15,7 +15,6 @@ import httpx
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.types import Middleware
 
@@ -29,10 +28,11 @@ from service.jobs import TrainingJobs
 from service.limits import ConcurrencyLimit
 from service.logs import AccessLogMiddleware
 from service.metrics import forget_dead_workers
-from service.openapi import components
+from service.openapi import components, docs_assets, swagger_ui
 from service.pointers import registry_for
 from service.quality import quality_report
 from service.ratelimit import Budget, RateLimit
+from service.routes.audit import get_decision
 from service.routes.catalog import list_teams
 from service.routes.classify import classify, classify_batch
 from service.routes.feedback import create_feedback, list_feedback
@@ -95,6 +95,8 @@ def create_app(settings: Settings) -> Litestar:
         known = trackers.build(settings.trackers)
         worker = WriteBackWorker(settings, known, store, Sender(outbound, policy))
         intake = Intake(settings, known, store, holder, decisions, worker.wake)
+        for line in intake.startup_lines():
+            log.info(line)
         for warning in intake.startup_warnings():
             log.warning(warning)
         app.state.webhook_intake = intake
@@ -124,10 +126,12 @@ def create_app(settings: Settings) -> Litestar:
             get_quality,
             create_feedback,
             list_feedback,
+            get_decision,
             healthz,
             readyz,
             metrics,
             OutboxController,
+            docs_assets(),
             *(webhook_handler(kind) for kind in trackers.TRACKER_TYPES),
             *panel.routes,
         ],
@@ -146,7 +150,7 @@ def create_app(settings: Settings) -> Litestar:
             version=VERSION,
             description="Routes engineering tickets to the owning team, with a calibrated score for every team.",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[swagger_ui()],
             components=components(),
         ),
         debug=False,

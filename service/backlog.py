@@ -2,9 +2,11 @@
 
 Readers yield one ``Row`` per input record, in order, never holding more than one chunk: JSON
 Lines, CSV (columns chosen by name), the JSON array ``gh issue list --json`` prints, and the CSV
-exports of GitLab and Jira. A record that cannot be read becomes a row with an ``error``, and
-labelling goes on. Writers put each decision next to the input's id; ``Summary`` and
-``Agreement`` count what a run did and how it agrees with the teams a backlog already carries.
+exports of GitLab and Jira, with or without a UTF-8 byte-order mark. A record that cannot be read
+becomes a row with an ``error``, and labelling goes on; a file that is not text, a CSV header
+without a column for the text, and broken CSV quoting stop the run before anything is written.
+``Summary`` and ``Agreement`` count what a run did and how it agrees with the teams a backlog
+already carries; ``backlog_output`` writes the decisions.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
@@ -20,6 +22,7 @@ import msgspec
 import numpy as np
 
 from model.batch import Labelled
+from model.errors import DataError
 from model.evaluation import confusion_scores
 from model.taxonomy import Taxonomy
 from service.trackers import registry as trackers
@@ -32,13 +35,14 @@ __all__ = [
     "InputFormat",
     "Row",
     "Summary",
+    "Warn",
+    "check_text",
     "detect_format",
     "read_rows",
-    "write_csv",
-    "write_jsonl",
 ]
 
 InputFormat = Literal["jsonl", "csv", "gh-json", "gitlab-csv", "jira-csv"]
+Warn = Callable[[str], None]
 FORMATS: tuple[InputFormat, ...] = ("jsonl", "csv", "gh-json", "gitlab-csv", "jira-csv")
 
 
@@ -98,9 +102,30 @@ _DEFAULTS: dict[InputFormat, tuple[str, str, str, str]] = {
 }
 
 
+BOM = "\ufeff"
+_BOM_BYTES = BOM.encode("utf-8")
+
+
+def check_text(head: bytes, source: str) -> None:
+    """Refuse a file that is not UTF-8 text (a spreadsheet, an archive, UTF-16) before reading a row."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{source}: the file is UTF-16 text; save it as UTF-8 (CSV UTF-8, or JSON) and try again")
+    if b"\x00" in head:
+        raise DataError(
+            f"{source}: not a text file (it holds binary data: a spreadsheet or an archive?); export it as CSV"
+            " or JSON Lines"
+        )
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # a character cut by the end of the peek is not an error
+            raise DataError(f"{source}: not UTF-8 text (byte {exc.start}); export it as UTF-8") from None
+
+
 def detect_format(path: str | None, head: str) -> InputFormat:
     """The input format from the file name, else from the first line of the content."""
     name = (path or "").lower()
+    head = head.removeprefix(BOM)
     stripped = head.lstrip()
     if name.endswith((".jsonl", ".ndjson")):
         return "jsonl"
@@ -179,6 +204,8 @@ _object = msgspec.json.Decoder(dict[str, Any])
 
 def _read_jsonl(stream: IO[bytes], columns: Columns) -> Iterator[Row]:
     for number, raw in enumerate(stream, start=1):
+        if number == 1:
+            raw = raw.removeprefix(_BOM_BYTES)
         if not raw.strip():
             continue
         try:
@@ -195,7 +222,7 @@ def _read_jsonl(stream: IO[bytes], columns: Columns) -> Iterator[Row]:
 def _read_json_array(stream: IO[bytes], columns: Columns) -> Iterator[Row]:
     # `gh issue list --json` prints one JSON array; it is read whole (gh returns at most a few thousand).
     try:
-        records = msgspec.json.decode(stream.read())
+        records = msgspec.json.decode(stream.read().removeprefix(_BOM_BYTES))
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         yield Row(1, None, None, None, error=f"not a JSON array: {exc}")
         return
@@ -209,113 +236,86 @@ def _read_json_array(stream: IO[bytes], columns: Columns) -> Iterator[Row]:
         yield _row(number, record, "gh-json", columns)
 
 
-def _read_csv(stream: IO[bytes], fmt: InputFormat, columns: Columns) -> Iterator[Row]:
-    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
-    reader = csv.reader(text)
+def _read_csv(stream: IO[bytes], fmt: InputFormat, columns: Columns, source: str, warn: Warn) -> Iterator[Row]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+    reader = csv.reader(text, strict=True)
     try:
         header = next(reader)
     except StopIteration:
         return
     except csv.Error as exc:
-        yield Row(1, None, None, None, error=f"unreadable CSV header: {exc}")
-        return
+        raise DataError(f"{source}:1: unreadable CSV header ({exc})") from None
     # Repeated column names (Jira's Labels) are numbered: Labels, Labels.1, ...
     seen: Counter[str] = Counter()
     names = []
     for name in (h.strip() for h in header):
         names.append(name if not seen[name] else f"{name}.{seen[name]}")
         seen[name] += 1
+    _check_header(names, fmt, columns, source, warn)
     number = 1
     while True:
+        start = reader.line_num + 1
         try:
             values = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            number += 1
-            yield Row(number, None, None, None, error=f"unreadable CSV row: {exc}")
-            continue
+            # Bad quoting swallows the rows after it: refuse the file rather than label merged rows.
+            raise DataError(
+                f"{source}:{start}: malformed CSV in the record starting on line {start} ({exc});"
+                " a quote inside a field must be doubled, and a quoted field closed"
+            ) from None
         number += 1
         if not any(v.strip() for v in values):
             continue
         if len(values) > len(names):
-            yield Row(number, None, None, None, error=f"{len(values)} fields where the header has {len(names)}")
+            yield Row(start, None, None, None, error=f"{len(values)} fields where the header has {len(names)}")
             continue
-        yield _row(number, dict(zip(names, values, strict=False)), fmt, columns)
+        yield _row(start, dict(zip(names, values, strict=False)), fmt, columns)
 
 
-def read_rows(stream: IO[bytes], fmt: InputFormat, columns: Columns | None = None) -> Iterator[Row]:
-    """Rows of ``stream`` in order; unreadable records become rows with an error."""
+def _check_header(names: list[str], fmt: InputFormat, columns: Columns, source: str, warn: Warn) -> None:
+    """Refuse a header without any column the ticket's text could come from, before any row is read."""
+    _, title_key, body_key, _ = _DEFAULTS[fmt]
+    found = ", ".join(repr(n) for n in names)
+    if columns.text is not None:
+        if columns.text not in names:
+            raise DataError(f"{source}:1: no {columns.text!r} column (--text-column); the header has {found}")
+        return
+    title, body = columns.title or title_key, columns.body or body_key
+    present = [name for name in (title, body, "text") if name in names]
+    if not present:
+        raise DataError(
+            f"{source}:1: no {title!r} or {body!r} column for the ticket's text (format {fmt}); the header has"
+            f" {found}: name yours with --title-column and --body-column (or --text-column)"
+        )
+    for name, flag in ((title, "--title-column"), (body, "--body-column")):
+        if name not in names and "text" not in names:
+            warn(f"{source}: no {name!r} column (format {fmt}): tickets are read without it; see {flag}")
+
+
+def read_rows(
+    stream: IO[bytes],
+    fmt: InputFormat,
+    columns: Columns | None = None,
+    source: str = "<input>",
+    warn: Warn | None = None,
+) -> Iterator[Row]:
+    """Rows of ``stream`` in order; unreadable records become rows with an error.
+
+    A CSV whose header has no column for the text, or whose quoting is broken, raises
+    ``DataError`` naming ``source`` and the line; ``warn`` hears of a usual column that is missing.
+    """
     columns = columns or Columns()
     if fmt == "jsonl":
         return _read_jsonl(stream, columns)
     if fmt == "gh-json":
         return _read_json_array(stream, columns)
-    return _read_csv(stream, fmt, columns)
+    return _read_csv(stream, fmt, columns, source, warn or _ignore)
 
 
-# -- writing -----------------------------------------------------------------------------------
-
-_encoder = msgspec.json.Encoder()
-
-
-def _record(item: Labelled[Row]) -> dict[str, Any]:
-    record: dict[str, Any] = {"line": item.row.line}
-    if item.row.id is not None:
-        record["id"] = item.row.id
-    if item.decision is None:
-        record["error"] = item.row.error
-        return record
-    decision = msgspec.structs.replace(item.decision, id=None)
-    record.update(msgspec.to_builtins(decision))
-    return record
-
-
-def write_jsonl(items: Iterable[Labelled[Row]], out: IO[bytes]) -> None:
-    """One JSON object a line: ``line``, the input's ``id``, then the decision fields (or ``error``)."""
-    for item in items:
-        out.write(_encoder.encode(_record(item)) + b"\n")
-
-
-def write_csv(items: Iterable[Labelled[Row]], out: IO[bytes], teams: Sequence[str]) -> None:
-    """A header, then one row a ticket: the decision with one ``score_<team>`` column per team."""
-    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-    writer = csv.writer(text)
-    writer.writerow(
-        [
-            "line",
-            "id",
-            "team",
-            "confidence",
-            "abstained",
-            *[f"score_{t}" for t in teams],
-            "explanation",
-            "model_version",
-            "truncated",
-            "error",
-        ]
-    )
-    for item in items:
-        row, decision = item.row, item.decision
-        if decision is None:
-            writer.writerow([row.line, row.id or "", "", "", "", *[""] * len(teams), "", "", "", row.error])
-            continue
-        writer.writerow(
-            [
-                row.line,
-                row.id or "",
-                decision.team,
-                f"{decision.confidence:.6f}",
-                "true" if decision.abstained else "false",
-                *[f"{decision.scores.get(t, 0.0):.6f}" for t in teams],
-                "; ".join(f"{t.term}:{t.weight}" for t in decision.explanation),
-                decision.model_version,
-                "true" if decision.truncated else "false",
-                "",
-            ]
-        )
-    text.flush()
-    text.detach()
+def _ignore(message: str) -> None:
+    return None
 
 
 # -- summary and agreement ---------------------------------------------------------------------

@@ -16,11 +16,12 @@ from model.evaluation import (
     plot_confusion,
     team_threshold_table,
 )
+from model.fitting import workers
 from model.training import TrainingParams, cross_validate, train
 from service.pointers import registry_for
 from service.settings import Settings
 from service.store import Store
-from service.trainer import load_training_data_for, training_params
+from service.trainer import load_training_data_for, training_jobs, training_params
 
 __all__ = ["EvaluationResult", "run_evaluation"]
 
@@ -53,7 +54,8 @@ def run_evaluation(
     """Cross-validate on the training examples; test on ``holdout`` if given; write JSON and PNGs."""
     data = load_training_data_for(settings)
     params: TrainingParams = msgspec.structs.replace(training_params(settings), folds=folds)
-    cv = cross_validate(data.taxonomy, data.examples, params)
+    with workers(training_jobs(len(data.examples))) as pool:
+        cv = cross_validate(data.taxonomy, data.examples, params, pool=pool)
     result = EvaluationResult(
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         training_data=str(settings.training_data),

@@ -23,7 +23,7 @@ from model.errors import DataError
 from model.files import atomic_output
 from model.taxonomy import Taxonomy
 from model.text import compose, fingerprint
-from service.backlog import Columns, InputFormat, Row, detect_format, read_rows
+from service.backlog import Columns, InputFormat, Row, check_text, detect_format, read_rows
 from service.trackers import registry as trackers
 
 __all__ = ["ImportJob", "ImportReport", "run_import"]
@@ -51,6 +51,7 @@ class ImportReport(msgspec.Struct):
     kept: dict[str, int] = {}
     skipped: dict[str, int] = {}
     examples: list[str] = []  # the first few skipped rows as "line N: reason", to fix them
+    warnings: list[str] = []  # usual columns the export lacks
 
     @property
     def kept_total(self) -> int:
@@ -104,8 +105,9 @@ def run_import(job: ImportJob, taxonomy: Taxonomy, examples_dir: Path) -> Import
     known = _known(existing, taxonomy)
     source = job.source or f"import:{job.input_path.stem}"
     with _opened(job.input_path) as buffered:
-        head = buffered.peek(65536).decode("utf-8", errors="replace")
-        fmt: InputFormat = job.input_format or detect_format(job.input_path.name, head)
+        head = buffered.peek(65536)
+        check_text(head, str(job.input_path))
+        fmt: InputFormat = job.input_format or detect_format(job.input_path.name, head.decode(errors="replace"))
         report = ImportReport(input=str(job.input_path), output=str(job.output_path), format=fmt)
         kept: list[bytes] = []
         here: set[str] = set()
@@ -117,7 +119,7 @@ def run_import(job: ImportJob, taxonomy: Taxonomy, examples_dir: Path) -> Import
             if len(report.examples) < _MAX_EXAMPLES:
                 report.examples.append(f"line {row.line}: {reason}")
 
-        for row in read_rows(buffered, fmt, job.columns):
+        for row in read_rows(buffered, fmt, job.columns, str(job.input_path), report.warnings.append):
             report.rows += 1
             if row.error is not None:
                 skip(row, row.error)

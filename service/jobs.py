@@ -1,10 +1,11 @@
 """Training jobs: one at a time, in a separate process, off the request path.
 
-A job is a row in the store (queued, running, succeeded or failed). The training itself runs in
-a process of its own (``service/training_worker.py``), started for the job and ended with it,
-so its CPU never competes with serving for the GIL and its memory is returned when it is done;
-it also ends when the server worker that started it dies. The parent keeps the row's heartbeat
-fresh, and a job whose heartbeat stops (the process died) is failed at the next start.
+A job is a row in the store (queued, running, then succeeded, refused by the promotion gate, or
+failed). The training itself runs in a process of its own (``service/training_worker.py``),
+started for the job and ended with it, so its CPU never competes with serving for the GIL and its
+memory is returned when it is done; it also ends when the server worker that started it dies. The
+training process writes its stage and progress to the row as it goes, the parent keeps the row's
+heartbeat fresh, and a job whose heartbeat stops (the process died) is failed at the next start.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from model.training import TrainingParams
 from service.metrics import TRAINING_JOBS, TRAINING_SECONDS
 from service.settings import Settings
 from service.store import JobRecord, Store
-from service.trainer import TrainingOutcome, train_version
+from service.trainer import TrainingOutcome, TrainingStep, train_version
 
 __all__ = ["HEARTBEAT_SECONDS", "TrainingJobs", "TrainingResult", "run_training"]
 
@@ -41,18 +42,26 @@ class TrainingResult(msgspec.Struct, frozen=True):
     error: str | None = None
 
 
-def run_training(settings: Settings, options: dict[str, Any], actor: str) -> TrainingResult:
+def run_training(settings: Settings, options: dict[str, Any], actor: str, job_id: str | None = None) -> TrainingResult:
     """The job's work, in the worker process; errors come back as text (they may not pickle)."""
     try:
         params = options.get("params")
-        outcome = train_version(
-            settings,
-            activate=bool(options.get("activate", True)),
-            force=bool(options.get("force", False)),
-            note=str(options.get("note", "")),
-            actor=actor,
-            params=msgspec.convert(params, TrainingParams) if params is not None else None,
-        )
+        with Store.for_settings(settings) as store:
+
+            def progress(step: TrainingStep) -> None:
+                if job_id is not None:
+                    store.jobs.update(job_id, stage=step.describe(), progress=round(step.fraction, 3))
+
+            outcome = train_version(
+                settings,
+                activate=bool(options.get("activate", True)),
+                force=bool(options.get("force", False)),
+                note=str(options.get("note", "")),
+                actor=actor,
+                store=store,
+                params=msgspec.convert(params, TrainingParams) if params is not None else None,
+                progress=progress,
+            )
     except Exception as exc:
         return TrainingResult(error=f"{exc.__class__.__name__}: {exc}")
     return TrainingResult(outcome=outcome)
@@ -85,11 +94,13 @@ class TrainingJobs:
     async def _run(self, record: JobRecord) -> None:
         now = time.time()
         await anyio.to_thread.run_sync(
-            lambda: self._store.jobs.update(record.id, status="running", started_at=now, heartbeat_at=now)
+            lambda: self._store.jobs.update(
+                record.id, status="running", started_at=now, heartbeat_at=now, stage="reading the training data"
+            )
         )
         heartbeat = asyncio.create_task(self._beat(record.id))
         try:
-            result = await self._train(record.options, record.requested_by or "api")
+            result = await self._train(record.options, record.requested_by or "api", record.id)
         except Exception as exc:  # the training process could not be started
             result = TrainingResult(error=f"{exc.__class__.__name__}: {exc}")
         finally:
@@ -99,9 +110,13 @@ class TrainingJobs:
         finished = time.time()
         if result.outcome is not None:
             outcome = msgspec.to_builtins(result.outcome)
-            update: dict[str, Any] = {"status": "succeeded", "finished_at": finished, "result": outcome}
+            status = "refused" if result.outcome.refused else "succeeded"
+            update: dict[str, Any] = {"status": status, "finished_at": finished, "result": outcome, "progress": 1.0}
+            update["stage"] = "done" if status == "succeeded" else "refused by the promotion gate"
+            if result.outcome.refused:
+                update["error"] = result.outcome.gate.reason
         else:
-            update = {"status": "failed", "finished_at": finished, "error": result.error}
+            update = {"status": "failed", "finished_at": finished, "error": result.error, "stage": "failed"}
         await anyio.to_thread.run_sync(lambda: self._store.jobs.update(record.id, **update))
         TRAINING_JOBS.labels(update["status"]).inc()
         if result.outcome is not None:
@@ -113,7 +128,7 @@ class TrainingJobs:
             await asyncio.sleep(min(HEARTBEAT_SECONDS, self._settings.job_stale_seconds / 4))
             await anyio.to_thread.run_sync(lambda: self._store.jobs.update(job_id, heartbeat_at=time.time()))
 
-    async def _train(self, options: dict[str, Any], actor: str) -> TrainingResult:
+    async def _train(self, options: dict[str, Any], actor: str, job_id: str) -> TrainingResult:
         """Run one training in a new process (a clean interpreter, not a fork of this threaded one)."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -125,7 +140,7 @@ class TrainingJobs:
         )
         self._processes.add(process)
         try:
-            output, _ = await process.communicate(pickle.dumps((self._settings, options, actor)))
+            output, _ = await process.communicate(pickle.dumps((self._settings, options, actor, job_id)))
         finally:
             self._processes.discard(process)
         if process.returncode != 0 or not output:

@@ -18,18 +18,10 @@ from rich.table import Table
 
 from model.batch import Labelled, StoredClassifier, label_rows
 from model.errors import DataError
+from model.evaluation import plot_confusion
 from model.files import atomic_output
-from service.backlog import (
-    Agreement,
-    Columns,
-    InputFormat,
-    Row,
-    Summary,
-    detect_format,
-    read_rows,
-    write_csv,
-    write_jsonl,
-)
+from service.backlog import Agreement, Columns, InputFormat, Row, Summary, check_text, detect_format, read_rows
+from service.backlog_output import output_format_for, write_csv, write_jsonl
 from service.pointers import registry_for
 from service.routing import rules_for
 from service.settings import Settings
@@ -53,6 +45,7 @@ class LabelJob:
     min_confidence: float | None = None
     compare: bool = False
     report_path: Path | None = None
+    confusion_path: Path | None = None
     progress: bool = False
     summary: bool = True
 
@@ -100,18 +93,27 @@ def run_label_job(settings: Settings, job: LabelJob, console: Console) -> Summar
     rules = rules_for(settings, taxonomy.ids)
     factory = StoredClassifier(registry.root, manifest.version, settings.max_text_chars, settings.abstain_threshold)
     columns = job.columns
-    output_format = job.output_format or (
-        "csv" if job.output_path is not None and job.output_path.suffix.lower() == ".csv" else "jsonl"
-    )
+    try:
+        output_format = output_format_for(job.output_path, job.output_format)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
     summary = Summary(model_version=manifest.version)
     agreement = Agreement(taxonomy) if job.compare else None
     started = time.perf_counter()
+    name = str(job.input_path) if job.input_path is not None else "<stdin>"
+
+    def warn(message: str) -> None:
+        console.print(f"[yellow]warning:[/yellow] {message}")
+
     with _input(job) as source:
         head = _peek(source)
-        fmt = cast(InputFormat, job.input_format or detect_format(str(job.input_path or ""), head))
+        check_text(head, name)
+        fmt = cast(
+            InputFormat, job.input_format or detect_format(str(job.input_path or ""), head.decode(errors="replace"))
+        )
+        rows = read_rows(source, fmt, columns, name, warn)
         total = job.input_path.stat().st_size if job.input_path is not None else None
         with _progress(job, total, console) as advance, _output(job) as out:
-            rows = read_rows(source, fmt, columns)
             labelled = label_rows(rows, factory, jobs=job.jobs, chunk_size=job.chunk_size, rules=rules)
 
             def counted() -> Iterator[Labelled[Row]]:
@@ -137,15 +139,22 @@ def run_label_job(settings: Settings, job: LabelJob, console: Console) -> Summar
     if job.report_path is not None:
         job.report_path.parent.mkdir(parents=True, exist_ok=True)
         job.report_path.write_bytes(msgspec.json.format(msgspec.json.encode(summary)))
+    picture = job.confusion_path or (job.report_path.with_suffix(".confusion.png") if job.report_path else None)
+    if summary.agreement is not None and summary.agreement.compared and picture is not None:
+        title = f"{name}: the router against the backlog's own teams"
+        plot_confusion(summary.agreement, picture, title, ("the backlog's team", "the router's team"))
+        console.print(f"wrote the confusion matrix to {picture}")
+    if summary.rows == 0:
+        warn(f"{name} holds no tickets (an empty file, or a header without rows): nothing was labelled")
     if job.summary:
         _print_summary(console, summary, fmt)
     return summary
 
 
-def _peek(source: IO[bytes]) -> str:
+def _peek(source: IO[bytes]) -> bytes:
     peek = getattr(source, "peek", None)
     data: bytes = peek(65536) if peek is not None else b""
-    return data.decode("utf-8", errors="replace")
+    return data
 
 
 def _position(source: IO[bytes]) -> int | None:

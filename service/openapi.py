@@ -1,19 +1,60 @@
-"""OpenAPI helpers for operations whose body the handler decodes itself."""
+"""OpenAPI: the docs UI served from a package's files (no CDN), and helpers for operations whose body
+the handler decodes itself."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
+from litestar.datastructures import CacheControlHeader
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Operation, RequestBody, SecurityScheme
+from litestar.router import Router
+from litestar.static_files import create_static_files_router
+from openapi_ui_bundles import swagger_ui as swagger_ui_files
 
-__all__ = ["ADMIN_TOKEN", "ANY_TOKEN", "OptionalBodyOperation", "components", "inline_schema", "problems"]
+__all__ = [
+    "ADMIN_TOKEN",
+    "ANY_TOKEN",
+    "DOCS_ASSETS",
+    "OptionalBodyOperation",
+    "components",
+    "docs_assets",
+    "inline_schema",
+    "problems",
+    "swagger_ui",
+]
 
 # Which token a route needs, as OpenAPI security requirements (the guards in service/auth.py decide).
 ANY_TOKEN: list[dict[str, list[str]]] = [{"apiToken": []}, {"adminToken": []}]
 ADMIN_TOKEN: list[dict[str, list[str]]] = [{"adminToken": []}]
+
+# Swagger UI's scripts and styles (Swagger UI 5, which reads OpenAPI 3.1), served from the
+# openapi-ui-bundles package: the docs work offline.
+DOCS_ASSETS = "/schema/assets"
+
+
+def swagger_ui() -> SwaggerRenderPlugin:
+    """The Swagger UI page at /schema and /schema/swagger, every asset from ``DOCS_ASSETS``."""
+    return SwaggerRenderPlugin(
+        js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        standalone_preset_js_url=f"{DOCS_ASSETS}/swagger-ui-standalone-preset.js",
+        favicon=f"<link rel='icon' type='image/png' href='{DOCS_ASSETS}/favicon-32x32.png'>",
+    )
+
+
+def docs_assets() -> Router:
+    """The route that serves Swagger UI's files (cached a day: they change only with the package)."""
+    return create_static_files_router(
+        path=DOCS_ASSETS,
+        directories=[Path(str(swagger_ui_files.static_path))],
+        include_in_schema=False,
+        cache_control=CacheControlHeader(max_age=86400),
+    )
 
 
 def components() -> Components:

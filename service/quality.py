@@ -6,7 +6,7 @@ Over the last ``TICKET_ROUTER_QUALITY_WINDOW_DAYS``, production precision per te
 against the precision the model was validated at (out of fold, at each team's threshold). When a
 team with enough outcomes falls more than ``TICKET_ROUTER_DRIFT_TOLERANCE`` below it, or people
 have made many corrections since the model was trained, retraining is recommended. The figures
-are exported as Prometheus gauges too (``deploy/prometheus/alerts.yaml`` alerts on them).
+are exported as Prometheus gauges too (``deploy/monitoring/alerts.yaml`` alerts on them).
 """
 
 from __future__ import annotations

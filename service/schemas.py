@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -18,11 +18,13 @@ __all__ = [
     "BatchRequest",
     "BatchResponse",
     "ClassifyRequest",
+    "DecisionOut",
     "FeedbackOut",
     "FeedbackPage",
     "FeedbackRequest",
     "Health",
     "JobOut",
+    "JobsResponse",
     "ModelDetail",
     "ModelSummary",
     "ModelsResponse",
@@ -128,6 +130,23 @@ class FeedbackRequest(_Ticket, forbid_unknown_fields=True):
             raise ValueError("give either `text` or `title`/`body`, not both")
 
 
+class DecisionOut(msgspec.Struct):
+    """A decision of the audit trail: what was decided, by which model, for which ticket, and the teams
+    people corrected it to since (oldest first)."""
+
+    id: str
+    created_at: float
+    source: str
+    ticket_ref: str | None
+    team: str
+    confidence: float
+    abstained: bool
+    scores: dict[str, float]
+    model_version: str
+    text_sha256: str
+    corrected_to: list[str]
+
+
 class FeedbackOut(msgspec.Struct):
     """A stored correction."""
 
@@ -165,12 +184,17 @@ class ActivateRequest(msgspec.Struct, forbid_unknown_fields=True):
     actor: Actor | None = None
 
 
+JobStatus = Literal["queued", "running", "succeeded", "refused", "failed"]
+
+
 class JobOut(msgspec.Struct):
-    """A training job and, once finished, its outcome or error."""
+    """A training job: its status, what it is doing (``stage``) and how far along (``progress``, 0 to 1),
+    and once finished its outcome (``result``) or why it failed or was refused (``error``).
+    """
 
     id: str
     kind: str
-    status: str
+    status: JobStatus
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -179,6 +203,14 @@ class JobOut(msgspec.Struct):
     options: dict[str, Any]
     result: dict[str, Any] | None
     error: str | None
+    stage: str | None = None
+    progress: float | None = None
+
+
+class JobsResponse(msgspec.Struct):
+    """Training jobs, newest first."""
+
+    jobs: list[JobOut]
 
 
 class ShadowReport(msgspec.Struct):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.config import PREFIX, SettingsError, WriteBackMode, read_group, secret
+from service.places import current_places
 from service.trackers import registry
 from service.trackers.base import TrackerSettings
 
@@ -132,6 +133,10 @@ class Settings:
         """Build settings from ``TICKET_ROUTER_*`` variables (``os.environ`` by default)."""
         env = os.environ if environ is None else environ
         values = read_group(cls, env, PREFIX, skip={"trackers"})
+        if "data_dir" not in values or "training_data" not in values:
+            places = current_places(env)  # the same places from any working directory
+            values.setdefault("data_dir", places.data_dir)
+            values.setdefault("training_data", places.training_data)
         return cls(**values, trackers=registry.settings_from_env(env))
 
     def __post_init__(self) -> None:

@@ -31,14 +31,21 @@ LEFTOVER_GRACE_SECONDS = 15.0
 
 
 def processes_of_this_session() -> list[psutil.Process]:
-    """Live processes other than this one that carry this session's mark in their environment."""
+    """Live processes other than this one that carry this session's mark in their environment.
+
+    This process's own multiprocessing resource tracker (started by the first spawn pool a test
+    opens in it) is not counted: it reads a pipe only this process holds, and ends with it.
+    """
     mark, found = os.environ[SESSION_MARK], []
     for process in psutil.process_iter():
         if process.pid == os.getpid():
             continue
         try:
-            if process.status() != psutil.STATUS_ZOMBIE and process.environ().get(SESSION_MARK) == mark:
-                found.append(process)
+            if process.status() == psutil.STATUS_ZOMBIE or process.environ().get(SESSION_MARK) != mark:
+                continue
+            if process.ppid() == os.getpid() and "multiprocessing.resource_tracker" in " ".join(process.cmdline()):
+                continue
+            found.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return found

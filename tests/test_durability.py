@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from model.registry import Registry
@@ -62,8 +63,13 @@ def test_a_killed_server_loses_nothing_it_acknowledged(tmp_path: Path) -> None:
     # A training job is running too when the server dies.
     assert httpx.post(f"{url}/v1/models", json={"activate": True}, headers=ADMIN).status_code == 202
     time.sleep(1.5)
+    children = psutil.Process(process.pid).children(recursive=True)
+    assert children, "the training runs in a worker process"
     process.send_signal(signal.SIGKILL)
     process.wait()
+    # The training worker sees its parent gone and ends: nothing is left running.
+    _, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive, f"left running: {alive}"
     stop.set()
     for thread in threads:
         thread.join()

@@ -18,8 +18,8 @@ __all__ = ["EXIT_ROWS_FAILED", "classify", "label"]
 
 @click.command()
 @click.argument("text", required=False)
-@click.option("--title", help="The ticket's title (with --body instead of TEXT).")
-@click.option("--body", help="The ticket's body.")
+@click.option("--title", help="The ticket's title (with --body instead of TEXT); '-' reads standard input.")
+@click.option("--body", help="The ticket's body; '-' reads standard input.")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision object as JSON.")
 @click.pass_context
 @friendly
@@ -31,8 +31,14 @@ def classify(ctx: click.Context, text: str | None, title: str | None, body: str 
     from service.routing import rules_for
     from service.triage import triage_of
 
+    if [text, title, body].count("-") > 1:
+        raise click.UsageError("only one of TEXT, --title and --body can read standard input ('-')")
     if text == "-":
         text = sys.stdin.read()
+    if title == "-":
+        title = sys.stdin.read()
+    if body == "-":
+        body = sys.stdin.read()
     if text is not None and (title or body):
         raise click.UsageError("give TEXT, or --title/--body, not both")
     parts = (text, None) if text is not None else (title, body)
@@ -117,6 +123,12 @@ EXIT_ROWS_FAILED = 3
 @click.option(
     "--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the summary as JSON."
 )
+@click.option(
+    "--confusion",
+    "confusion_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --compare: draw the confusion matrix as a PNG here [default: beside --report].",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary table.")
 @click.pass_context
 @friendly
@@ -142,14 +154,18 @@ def label(
     min_confidence: float | None,
     compare: bool,
     report_path: Path | None,
+    confusion_path: Path | None,
     quiet: bool,
 ) -> None:
     """Label a backlog: decide every ticket of INPUT and write the decisions to OUTPUT.
 
     Reads JSON Lines, CSV, `gh issue list --json number,title,body,labels` output, and GitLab
-    and Jira CSV exports; '-' reads standard input. A row that cannot be read or decided is
-    written with an `error` and counted; the exit code is 3 when any row failed. The output
-    file appears only when the run completes. Offline labelling does not write the audit trail.
+    and Jira CSV exports (UTF-8, with or without a byte-order mark); '-' reads standard input.
+    OUTPUT's extension (.jsonl, .ndjson or .csv) chooses its format. A row that cannot be read or
+    decided is written with an `error` and counted; the exit code is 3 when any row failed, 1
+    when the input cannot be used at all (not text, no column for the text, broken CSV quoting).
+    The output file appears only when the run completes. Offline labelling does not write the
+    audit trail.
     """
     from service.backlog import Columns
     from service.labelling import LabelJob, run_label_job
@@ -177,6 +193,7 @@ def label(
         min_confidence=min_confidence,
         compare=compare,
         report_path=report_path,
+        confusion_path=confusion_path,
         progress=not quiet and err.is_terminal,
         summary=not quiet,
     )

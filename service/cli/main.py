@@ -9,10 +9,11 @@ from typing import Any
 
 import click
 
-from service.cli.common import err, friendly, out, settings_of
+from service.cli.common import err, friendly, out, settings_of, step_printer
 from service.cli.decide import classify, label
 from service.cli.models import models
 from service.cli.rules import rules
+from service.cli.teams import teams
 from service.cli.training import evaluate, import_history, train, validate
 from service.settings import PREFIX, Settings, SettingsError
 from service.store import Store
@@ -63,9 +64,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         port=port or settings.port,
         workers=workers or settings.workers,
     )
-    trained = ensure_active_model(settings)
+    headline = f"no active model in {settings.registry_dir}: training the default model from {settings.training_data}"
+    trained = ensure_active_model(settings, step_printer(err, headline))
     if trained is not None:
-        err.print(f"no active model: trained and activated {trained.version} from {settings.training_data}")
+        err.print(f"trained and activated {trained.version} in {trained.seconds:.1f} s")
     from service.routing import rules_for
 
     rules_for(settings)  # a bad rules file stops here, with the rule named, before any worker starts
@@ -88,12 +90,13 @@ def init(ctx: click.Context) -> None:
     settings = settings_of(ctx)
     with Store.for_settings(settings) as store:
         version = store.schema_version()
-    trained = ensure_active_model(settings)
+    headline = f"no active model in {settings.registry_dir}: training the default model from {settings.training_data}"
+    trained = ensure_active_model(settings, step_printer(err, headline))
     if trained is None:
         out.print(f"ready: database schema {version}, a model is already active")
     else:
         out.print(f"ready: database schema {version}, trained and activated {trained.version}")
 
 
-for command in (train, evaluate, validate, import_history, classify, label, models, rules):
+for command in (train, evaluate, validate, import_history, classify, label, models, rules, teams):
     main.add_command(command)

@@ -43,7 +43,10 @@ def models_list(ctx: click.Context, as_json: bool) -> None:
         return
     table = Table()
     for column in ("", "version", "created", "examples", "macro-F1", "ECE", "threshold", "note"):
-        table.add_column(column)
+        # A version is copied from here: never cut or wrapped, whatever the terminal's width.
+        table.add_column(
+            column, no_wrap=column in {"", "version"}, overflow="fold", min_width=26 if column == "version" else None
+        )
     for m in manifests:
         cv = m.report.cv
         table.add_row(

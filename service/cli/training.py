@@ -11,7 +11,7 @@ from rich.table import Table
 
 from model.evaluation import Metrics, TeamThreshold
 from model.registry import Manifest
-from service.cli.common import friendly, out, settings_of
+from service.cli.common import err, friendly, out, settings_of, step_printer
 from service.pointers import registry_for
 from service.store import Store
 from service.trackers import registry as trackers
@@ -43,8 +43,11 @@ def train(ctx: click.Context, note: str, activate: bool, force: bool, params_jso
             params = msgspec.json.decode(params_json, type=TrainingParams)
         except msgspec.DecodeError as exc:
             raise click.BadParameter(str(exc), param_hint="--params") from None
+    progress = None if as_json else step_printer(err, f"training from {settings.training_data} and stored corrections")
     with Store.for_settings(settings) as store:
-        outcome = train_version(settings, activate=activate, force=force, note=note, params=params, store=store)
+        outcome = train_version(
+            settings, activate=activate, force=force, note=note, params=params, store=store, progress=progress
+        )
         manifest = registry_for(settings, store).manifest(outcome.version)
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode(outcome)).decode())
@@ -276,5 +279,7 @@ def import_history(
     out.print(table)
     for line in report.examples:
         out.print(f"  {line}")
+    for warning in report.warnings:
+        out.print(f"warning: {warning}")
     if report.kept_total and not dry_run:
         out.print("next: `ticket-router validate`, then `ticket-router train` to learn from them")

@@ -15,6 +15,7 @@ from litestar.params import Body
 
 from model.decision import Decision
 from service.auth import JSON, api_guard, json_api_guard
+from service.decisions import Recorded
 from service.errors import (
     BadRequestError,
     NoModelError,
@@ -29,16 +30,39 @@ from service.schemas import BatchItem, BatchRequest, BatchResponse, ClassifyRequ
 from service.store import StoreError
 from service.streaming import DuplexStream
 
-__all__ = ["classify", "classify_batch"]
+__all__ = ["DECISION_EXAMPLE", "DECISION_ID_EXAMPLE", "TICKET_EXAMPLE", "classify", "classify_batch"]
 
+# Real decisions of the default model for the example tickets below (scores rounded).
 DECISION_EXAMPLE = {
     "team": "SRE",
-    "confidence": 0.87,
+    "confidence": 0.99993,
     "abstained": False,
-    "scores": {"Development": 0.03, "DevOps": 0.06, "SRE": 0.87, "Platform": 0.04},
-    "explanation": [{"term": "p99 latency", "weight": 0.41}, {"term": "503", "weight": 0.12}],
-    "model_version": "20261126T194000Z-3f2a1c",
+    "scores": {"Development": 0.00002, "DevOps": 0.00003, "SRE": 0.99993, "Platform": 0.00002},
+    "explanation": [
+        {"term": "since", "weight": 2.522},
+        {"term": "p99", "weight": 2.3575},
+        {"term": "latency", "weight": 2.355},
+        {"term": "grafana", "weight": 1.175},
+        {"term": "2s", "weight": 0.9375},
+    ],
+    "model_version": "20261204T172903Z-d716d5",
 }
+SECOND_DECISION_EXAMPLE = {
+    "team": "DevOps",
+    "confidence": 0.99325,
+    "abstained": False,
+    "scores": {"Development": 0.00045, "DevOps": 0.99325, "SRE": 0.00036, "Platform": 0.00595},
+    "explanation": [
+        {"term": "release", "weight": 3.8603},
+        {"term": "workflow", "weight": 2.5065},
+        {"term": "publish", "weight": 1.9734},
+        {"term": "npm", "weight": 1.6923},
+        {"term": "fails", "weight": 1.4733},
+    ],
+    "model_version": "20261204T172903Z-d716d5",
+}
+DECISION_ID_EXAMPLE = "0006458a1d2c3e4f9b8a7c6d5e4f3a2b"
+SECOND_DECISION_ID_EXAMPLE = "0006458a1d2c3f019b8a7c6d5e4f3a2c"
 TICKET_EXAMPLE = {
     "title": "p99 latency above 2s on checkout since 14:05",
     "body": "Grafana shows 503s from the payments service in eu-west-1; customers see timeouts.",
@@ -65,6 +89,7 @@ BATCH_EXAMPLE = {
             data_container=Decision,
             description="The decision",
             examples=[Example(id="decision", summary="A confident SRE decision", value=DECISION_EXAMPLE)],
+            generate_examples=False,
         ),
         **problems(400, 401, 413, 415, 422, 503),
     },
@@ -149,7 +174,8 @@ def decode_batch(body: bytes, limit: int) -> BatchRequest:
     "/v1/classify/batch",
     status_code=200,
     summary="Classify a batch of tickets",
-    description="One decision per item, in input order, each with the item's `id` when given.",
+    description="One decision per item, in input order, each with the item's `id` when given and the"
+    " `decision_id` of its row in the audit trail (for `POST /v1/feedback` and `GET /v1/decisions/{id}`).",
     tags=["classify"],
     guards=[api_guard],
     security=ANY_TOKEN,
@@ -160,7 +186,23 @@ def decode_batch(body: bytes, limit: int) -> BatchRequest:
             data_container=BatchResponse,
             description="Decisions in input order (with NDJSON in, one JSON line out for each line in:"
             " a decision, or an object with the line number and the error)",
-            examples=[Example(id="batch", value={"results": [{**DECISION_EXAMPLE, "id": "OPS-12"}]})],
+            examples=[
+                Example(
+                    id="batch",
+                    summary="The two tickets' decisions",
+                    value={
+                        "results": [
+                            {**DECISION_EXAMPLE, "id": "OPS-12", "decision_id": "0006458a1d2c3e4f9b8a7c6d5e4f3a2b"},
+                            {
+                                **SECOND_DECISION_EXAMPLE,
+                                "id": "OPS-13",
+                                "decision_id": "0006458a1d2c3f019b8a7c6d5e4f3a2c",
+                            },
+                        ]
+                    },
+                )
+            ],
+            generate_examples=False,
         ),
         **problems(400, 401, 413, 415, 422, 503),
     },
@@ -179,7 +221,12 @@ async def classify_batch(request: Request[Any, Any, Any], runtime: Runtime) -> R
     items = [(None if item.id is None else str(item.id), *item.parts, item.repository) for item in batch.items]
     facts = [facts_of(item.parts[0], item.context) for item in batch.items]
     recorded = await runtime.decisions.decide(items, "batch", facts=facts)
-    return Response(BatchResponse(results=[r.decision for r in recorded]))
+    return Response(BatchResponse(results=[_with_id(r) for r in recorded]))
+
+
+def _with_id(recorded: Recorded) -> Decision:
+    """A batch result: the decision with the id of its audit row, for feedback."""
+    return msgspec.structs.replace(recorded.decision, decision_id=recorded.decision_id)
 
 
 async def _read_limited(request: Request[Any, Any, Any], limit: int) -> bytes:
@@ -208,7 +255,9 @@ async def _ndjson(request: Request[Any, Any, Any], runtime: Runtime) -> AsyncIte
     def take(raw: bytes) -> None:
         nonlocal number
         number += 1
-        if raw.strip():
+        if len(raw) > limit:  # a whole overlong line can arrive in one chunk when the network coalesces
+            pending.append((number, f"line longer than {limit} bytes"))
+        elif raw.strip():
             pending.append((number, _parse_line(raw)))
 
     try:
@@ -258,6 +307,6 @@ async def _decide_lines(pending: list[tuple[int, BatchItem | str]], runtime: Run
     recorded = iter(await runtime.decisions.decide(tickets, "batch", facts=facts)) if tickets else iter(())
     for number, item in pending:
         if isinstance(item, BatchItem):
-            yield _encoder.encode(next(recorded).decision) + b"\n"
+            yield _encoder.encode(_with_id(next(recorded))) + b"\n"
         else:
             yield _encoder.encode({"line": number, "error": item}) + b"\n"

@@ -6,11 +6,13 @@ from typing import Annotated
 
 import anyio
 from litestar import get, post
-from litestar.params import Parameter
+from litestar.openapi.spec import Example
+from litestar.params import Body, Parameter
 
 from service.auth import json_body_guard, token_guard
 from service.corrections import record_correction, trainable
 from service.openapi import ANY_TOKEN, problems
+from service.routes.classify import DECISION_ID_EXAMPLE, TICKET_EXAMPLE
 from service.runtime import Runtime
 from service.schemas import FeedbackOut, FeedbackPage, FeedbackRequest
 from service.store import CorrectionRecord
@@ -41,7 +43,26 @@ def _out(record: CorrectionRecord) -> FeedbackOut:
     security=ANY_TOKEN,
     responses=problems(400, 401, 404, 415, 422, 503),
 )
-async def create_feedback(data: FeedbackRequest, runtime: Runtime) -> FeedbackOut:
+async def create_feedback(
+    data: Annotated[
+        FeedbackRequest,
+        Body(
+            examples=[
+                Example(
+                    id="decision",
+                    summary="The right team for a decision, with its text so that it can train",
+                    value={"decision_id": DECISION_ID_EXAMPLE, "team": "Development", "actor": "ana", **TICKET_EXAMPLE},
+                ),
+                Example(
+                    id="text",
+                    summary="The right team for a ticket's text",
+                    value={"text": "Rotate the Vault unseal keys for the shared cluster", "team": "Platform"},
+                ),
+            ]
+        ),
+    ],
+    runtime: Runtime,
+) -> FeedbackOut:
     """Store the right team for a decision id or a ticket text; it trains the next model."""
     taxonomy = runtime.holder.taxonomy
     record = await anyio.to_thread.run_sync(record_correction, runtime.store, taxonomy, data)

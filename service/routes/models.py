@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import anyio
 import msgspec
 from litestar import Controller, Response, delete, get, post
+from litestar.params import Parameter
 
 from model.registry import Activation
 from service.auth import access_guard, json_body_guard
@@ -12,7 +15,15 @@ from service.errors import ConflictError, NotFoundError
 from service.openapi import ADMIN_TOKEN, ANY_TOKEN, OptionalBodyOperation, problems
 from service.routes.catalog import summary
 from service.runtime import Runtime
-from service.schemas import ActivateRequest, JobOut, ModelDetail, ModelsResponse, ShadowReport, TrainRequest
+from service.schemas import (
+    ActivateRequest,
+    JobOut,
+    JobsResponse,
+    ModelDetail,
+    ModelsResponse,
+    ShadowReport,
+    TrainRequest,
+)
 from service.shadow import shadow_report
 from service.store import JobConflictError, JobRecord
 from service.trainer import GateRefusedError, promote
@@ -78,9 +89,16 @@ class ModelsController(Controller):
             raise ConflictError(str(exc)) from None
         return Response(_job_out(record), status_code=202, headers={"Location": f"/v1/jobs/{record.id}"})
 
+    @get("/jobs", summary="Training jobs", security=ADMIN_TOKEN, responses=ADMIN_PROBLEMS)
+    async def list_jobs(self, runtime: Runtime, limit: Annotated[int, Parameter(ge=1, le=500)] = 50) -> JobsResponse:
+        """Training jobs, newest first, with their status, stage and progress (admin token)."""
+        records = await anyio.to_thread.run_sync(runtime.store.jobs.recent, limit)
+        return JobsResponse(jobs=[_job_out(r) for r in records])
+
     @get("/jobs/{job_id:str}", summary="A training job", security=ADMIN_TOKEN, responses=ADMIN_PROBLEMS)
     async def get_job(self, job_id: str, runtime: Runtime) -> JobOut:
-        """Status of a job and, once finished, the new version, its metrics and the gate's verdict."""
+        """Status, stage and progress of a job and, once finished, the new version, its metrics and the gate's
+        verdict (``refused`` when the gate refused to activate it, with the reason in ``error``)."""
         record = await anyio.to_thread.run_sync(runtime.store.jobs.get, job_id)
         if record is None:
             raise NotFoundError(f"no job {job_id!r}")

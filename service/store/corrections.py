@@ -39,6 +39,12 @@ class Corrections:
         with self.db.read() as conn:
             return [CorrectionRecord(**dict(row)) for row in conn.execute(query).mappings()]
 
+    def for_decision(self, decision_id: str) -> list[CorrectionRecord]:
+        """The corrections made to one decision, oldest first."""
+        query = sa.select(corrections).where(corrections.c.decision_id == decision_id).order_by(corrections.c.id)
+        with self.db.read() as conn:
+            return [CorrectionRecord(**dict(row)) for row in conn.execute(query).mappings()]
+
     def all(self) -> list[CorrectionRecord]:
         """Every correction, oldest first (for training)."""
         with self.db.read() as conn:

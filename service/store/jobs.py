@@ -1,4 +1,4 @@
-"""Training jobs: queued, running, succeeded or failed; one active at a time across replicas."""
+"""Training jobs: queued, running, succeeded, refused or failed; one active at a time across replicas."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from service.store.database import Database
 from service.store.records import JobRecord, new_id
 from service.store.schema import jobs
 
-__all__ = ["JobConflictError", "Jobs"]
+__all__ = ["FINISHED", "JobConflictError", "Jobs"]
+
+# A job in one of these states is over and frees the training slot.
+FINISHED = ("succeeded", "refused", "failed")
 
 
 class JobConflictError(Exception):
@@ -44,7 +47,7 @@ class Jobs:
         """Change a job's status, timestamps, result or error."""
         if "result" in values and values["result"] is not None:
             values["result"] = msgspec.json.encode(values["result"]).decode()
-        if values.get("status") in {"succeeded", "failed"}:
+        if values.get("status") in FINISHED:
             values["active_slot"] = None
         with self.db.write() as conn:
             conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
@@ -55,11 +58,11 @@ class Jobs:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
         return None if row is None else _job_from_row(row)
 
-    def recent(self, limit: int = 10) -> list[JobRecord]:
+    def recent(self, limit: int = 50) -> list[JobRecord]:
         """The newest jobs first."""
+        query = sa.select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
         with self.db.read() as conn:
-            rows = conn.execute(sa.select(jobs).order_by(jobs.c.id.desc()).limit(limit)).mappings()
-            return [_job_from_row(row) for row in rows]
+            return [_job_from_row(row) for row in conn.execute(query).mappings()]
 
     def fail_stale(self, older_than: float) -> int:
         """Mark queued or running jobs whose heartbeat stopped before ``older_than`` as failed."""

@@ -78,7 +78,11 @@ class CorrectionRecord(msgspec.Struct, frozen=True):
 
 
 class JobRecord(msgspec.Struct, frozen=True):
-    """A training job: queued, running, succeeded or failed, with its result or error."""
+    """A training job: queued, running, succeeded, refused (by the promotion gate) or failed.
+
+    A finished job has its result (refused ones too) or its error; a running one its stage and
+    progress (0 to 1).
+    """
 
     id: str
     kind: str
@@ -91,6 +95,8 @@ class JobRecord(msgspec.Struct, frozen=True):
     heartbeat_at: float | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
+    stage: str | None = None
+    progress: float | None = None
 
 
 class ShadowRecord(msgspec.Struct, frozen=True):

@@ -172,6 +172,9 @@ jobs = sa.Table(
     sa.Column("options", LongText, nullable=False),
     sa.Column("result", LongText, nullable=True),
     sa.Column("error", LongText, nullable=True),
+    # What a running job is doing and how far along it is (0 to 1); added by migration 8.
+    sa.Column("stage", Str(200), nullable=True),
+    sa.Column("progress", sa.Float, nullable=True),
 )
 
 shadow_decisions = sa.Table(
@@ -300,6 +303,15 @@ def _m007_routing_policy(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _m008_job_progress(conn: Connection) -> None:
+    # Databases made before this migration lack the columns; newer ones got them from _m003.
+    have = {column["name"] for column in sa.inspect(conn).get_columns("jobs")}
+    for column in (jobs.c.stage, jobs.c.progress):
+        if column.name not in have:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE jobs ADD COLUMN {column.name} {kind}"))
+
+
 # (version, name, function). Append only: a released migration never changes.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "decisions audit trail", _m001_decisions),
@@ -309,4 +321,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "triage queue: texts of the decisions a person should look at", _m005_triage),
     (6, "fingerprints of recent webhook deliveries, against replays under new ids", _m006_webhook_fingerprints),
     (7, "routing policy: rule decisions, questions, human outcomes", _m007_routing_policy),
+    (8, "training job stage and progress", _m008_job_progress),
 ]

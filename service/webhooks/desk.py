@@ -21,6 +21,7 @@ from service.serving import ModelHolder
 from service.settings import Settings
 from service.store import DeliveryRecord, Store, WritebackRecord, new_id
 from service.trackers.base import Interpreted, PlannedRequest, Ticket, Tracker
+from service.webhooks.comments import comment_text
 from service.webhooks.labels import LabelPlan, owned_labels, plan_labels
 from service.webhooks.schemas import WebhookResult
 
@@ -90,6 +91,13 @@ class DeliveryDesk:
         """The labels to write for ``wanted``: only labels we own, only ours taken away, never protected ones."""
         owned = owned_labels(self.holder.taxonomy, tracker, self.settings.triage_label)
         return plan_labels(wanted, ticket.labels, ours, owned, self.settings.protected_labels)
+
+    def _decision_comment(self, tracker: str, recorded: Recorded, wanted: str) -> str:
+        """The ``label+comment`` comment for a decision, naming the teams' labels on ``tracker``."""
+        teams = self.holder.taxonomy.teams
+        labels = {team.id: team.label_for(tracker) for team in teams}
+        names = {team.id: team.name for team in teams}
+        return comment_text(recorded.decision, wanted, recorded.decision_id, labels, names)
 
     def _writeback(
         self,

@@ -20,7 +20,7 @@ from service.config import PREFIX
 from service.store import WritebackRecord
 from service.trackers.base import Answer, Classify, Closed, Interpreted, Relabel, Ticket, Tracker
 from service.trackers.errors import TrackerDisabledError
-from service.webhooks.comments import comment_text, question_comment
+from service.webhooks.comments import question_comment
 from service.webhooks.desk import CLAIM_STALE_SECONDS, effective_mode, facts_of_ticket
 from service.webhooks.labels import wanted_label
 from service.webhooks.people import PeopleDesk
@@ -52,6 +52,22 @@ def delivery_id_of(tracker: Tracker, headers: Mapping[str, str], body: bytes) ->
 
 class Intake(PeopleDesk, QuestionDesk):
     """Receives deliveries for every registered tracker."""
+
+    def startup_lines(self) -> list[str]:
+        """One line per tracker for the start-up log: enabled or not, and how it writes back."""
+        lines = []
+        for tracker in self.trackers.values():
+            shown, group = tracker.display_name, tracker.settings
+            if not self.enabled(tracker):
+                lines.append(f"{shown} webhooks: disabled (set {group.secret_variables} to enable them)")
+                continue
+            how = "signature verified" if group.secured else "UNVERIFIED (development only)"
+            mode = effective_mode(self.settings, tracker)
+            lines.append(
+                f"{shown} webhooks: enabled at /v1/webhooks/{tracker.name}, {how}, write-back {mode}"
+                + (f" (as {group.bot})" if group.bot else "")
+            )
+        return lines
 
     def startup_warnings(self) -> list[str]:
         """What an operator must know about the webhook configuration (logged at start-up)."""
@@ -197,7 +213,7 @@ class Intake(PeopleDesk, QuestionDesk):
         else:
             comment = question_comment(question, recorded.decision_id) if question is not None else None
             if comment is None and mode == "label+comment":
-                comment = comment_text(decision, wanted, recorded.decision_id)
+                comment = self._decision_comment(name, recorded, wanted)
             requests = tracker.label_requests(ticket.ref, plan.add, plan.remove)
             if comment is not None:
                 # The decision id in the comment is how a retry finds it already posted.

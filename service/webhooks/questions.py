@@ -21,7 +21,6 @@ from model.text import compose
 from service.decisions import Recorded
 from service.store import QuestionRecord
 from service.trackers.base import Answer, Interpreted, Ticket, Tracker
-from service.webhooks.comments import comment_text
 from service.webhooks.desk import DeliveryDesk, effective_mode
 from service.webhooks.labels import wanted_label
 from service.webhooks.schemas import WebhookResult
@@ -103,7 +102,7 @@ class QuestionDesk(DeliveryDesk):
         mode = effective_mode(self.settings, tracker)
         writeback = None
         if not plan.empty:
-            comment = comment_text(decision, wanted, recorded.decision_id) if mode == "label+comment" else None
+            comment = self._decision_comment(name, recorded, wanted) if mode == "label+comment" else None
             requests = tracker.label_requests(ticket.ref, plan.add, plan.remove)
             if comment is not None:
                 requests.append(tracker.comment_request(ticket.ref, comment, marker=recorded.decision_id))

@@ -11,11 +11,13 @@ import pytest
 
 from model.batch import StoredClassifier, label_rows
 from model.dataset import load_examples
+from model.errors import DataError
 from model.files import atomic_output
 from model.registry import Registry
 from model.taxonomy import load_taxonomy
 from model.training import train
-from service.backlog import Agreement, Columns, detect_format, read_rows, write_csv, write_jsonl
+from service.backlog import Agreement, Columns, detect_format, read_rows
+from service.backlog_output import write_csv, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 TAXONOMY = load_taxonomy(ROOT / "training_data")
@@ -88,9 +90,9 @@ def test_csv_with_chosen_columns_and_bad_rows() -> None:
     assert "5 fields where the header has 4" in (rows[2].error or "")
 
 
-def test_csv_missing_column_is_an_error_for_each_row() -> None:
-    rows = rows_of("number,summary\n1,Disk full\n", "csv")
-    assert rows[0].error == "no 'title' or 'body' column"
+def test_csv_without_a_text_column_is_refused_before_any_row() -> None:
+    with pytest.raises(DataError, match=r"no 'title' or 'body' column .* the header has 'number', 'summary'"):
+        rows_of("number,summary\n1,Disk full\n", "csv")
     assert rows_of("number,summary\n1,Disk full\n", "csv", Columns(text="summary"))[0].title == "Disk full"
 
 
@@ -169,13 +171,14 @@ def test_writers_and_agreement(stored: StoredClassifier) -> None:
     write_jsonl(items, jsonl)
     first, second = (json.loads(line) for line in jsonl.getvalue().splitlines())
     assert first["line"] == 1 and first["id"] == "a" and set(first["scores"]) == set(TAXONOMY.ids)
+    assert first["title"] == "Pods OOMKilled in production"
     assert second == {"line": 2, "error": "empty text: no title, body or text"}
     table = io.BytesIO()
     write_csv(items, table, TAXONOMY.ids)
     header, row, error_row = csv.reader(io.StringIO(table.getvalue().decode()))
-    assert header[:5] == ["line", "id", "team", "confidence", "abstained"]
+    assert header[:6] == ["line", "id", "title", "team", "confidence", "abstained"]
     assert [h for h in header if h.startswith("score_")] == [f"score_{t}" for t in TAXONOMY.ids]
-    assert row[1] == "a" and row[2] == first["team"]
+    assert row[1] == "a" and row[2] == "Pods OOMKilled in production" and row[3] == first["team"]
     assert error_row[-1].startswith("empty text")
     agreement = Agreement(TAXONOMY)
     for item in items:

@@ -155,3 +155,12 @@ async def test_stream_needs_the_api_token_when_tokens_are_configured(settings: S
         )
     assert denied.status_code == 401
     assert allowed.status_code == 200 and lines_of(allowed)[0]["id"] == "OPS-1"
+
+
+async def test_a_whole_overlong_line_in_one_chunk_is_an_error_line(settings: Settings) -> None:
+    body = b"\n".join([json.dumps({"title": "y" * 3000}).encode(), b'{"title": "Disk full on db-1"}'])
+    async with AsyncTestClient(app=create_app(small(settings, max_body_bytes=1024))) as client:
+        response = await client.post("/v1/classify/batch", content=body, headers=NDJSON)
+    first, second = lines_of(response)
+    assert first == {"line": 1, "error": "line longer than 1024 bytes"}
+    assert second["team"] == "SRE"

@@ -77,9 +77,14 @@ async def test_label_and_comment_mode_posts_the_comment_with_team_confidence_and
         assert labels.call_count == 1 and comments.call_count == 1
         comment = sent_json(comments.calls.last.request)["body"]
         assert_github_request(comments.calls.last.request, "POST", f"{API}/12/comments", {"body": comment})
-        assert comment.startswith("Ticket Router routed this ticket to SRE (label team:sre, confidence ")
-        assert "Top scores: SRE " in comment
-        assert result["decision_id"] in comment and result["confidence"] > 0.5
+        assert comment.startswith("Ticket Router routed this ticket to SRE: label team:sre, confidence ")
+        why = next(line for line in comment.splitlines() if line.startswith("Why: the words "))
+        assert why.endswith("point to SRE.") and '"' in why
+        assert (
+            "Replace team:sre with the right team's label (team:development, team:devops or team:platform)" in comment
+        )
+        assert f"POST /v1/feedback with decision_id {result['decision_id']}" in comment
+        assert result["confidence"] > 0.5
 
 
 async def test_a_null_body_is_classified_from_the_title(settings: Settings) -> None:

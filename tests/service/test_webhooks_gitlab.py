@@ -73,7 +73,8 @@ async def test_label_and_comment_mode_adds_a_note(settings: Settings) -> None:
             await settle(client)
         note = sent_json(notes.calls.last.request)["body"]
         assert_gitlab_request(notes.calls.last.request, "POST", f"{API}/23/notes", {"body": note})
-        assert note.startswith("Ticket Router routed this ticket to DevOps (label team::devops")
+        assert note.startswith("Ticket Router routed this ticket to DevOps: label team::devops")
+        assert "Replace team::devops with the right team's label (team::development, " in note
 
 
 @pytest.mark.parametrize(

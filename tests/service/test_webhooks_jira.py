@@ -72,9 +72,10 @@ async def test_a_comment_is_an_adf_document(settings: Settings) -> None:
         document = sent_json(comment.calls.last.request)["body"]
         assert (document["type"], document["version"]) == ("doc", 1)
         lines = [paragraph["content"][0]["text"] for paragraph in document["content"]]
-        assert lines[0].startswith("Ticket Router routed this ticket to Platform (label team-platform")
-        assert lines[1].startswith("Top scores: Platform ")
-        assert lines[2].endswith(f"decision {result['decision_id']}.")
+        assert lines[0].startswith("Ticket Router routed this ticket to Platform: label team-platform")
+        assert lines[1].startswith("Why: the words ") and lines[1].endswith("point to Platform.")
+        assert lines[2].startswith("Wrong team? Replace team-platform with the right team's label (team-development")
+        assert lines[3].startswith(f"Decision {result['decision_id']}, model ")
         assert all(
             p == {"type": "paragraph", "content": [{"type": "text", "text": t}]}
             for p, t in zip(document["content"], lines, strict=True)
