@@ -78,6 +78,20 @@ def test_training_reports_its_steps(settings: Settings) -> None:
     assert steps[1].describe() == f"cross-validation: fold 1 of {len(folds)} done"
 
 
+def test_the_training_process_writes_its_stage_and_progress_to_the_job(settings: Settings) -> None:
+    from service.jobs import run_training
+    from service.store import Store
+
+    with Store.for_settings(settings) as store:
+        job = store.jobs.create("train", {"activate": False}, "ana")
+    result = run_training(settings, {"activate": False}, "ana", job.id)  # what service/training_worker.py runs
+    assert result.outcome is not None, result.error
+    with Store.for_settings(settings) as store:
+        seen = store.jobs.get(job.id)
+    assert seen is not None and seen.progress == 1.0
+    assert seen.stage is not None and seen.stage.startswith("promotion gate: fold")
+
+
 def test_a_worse_recipe_is_refused_beyond_fold_noise(settings: Settings) -> None:
     outcome = train_version(settings, params=WORSE)
     gate = outcome.gate
