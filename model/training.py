@@ -176,12 +176,14 @@ def _check_evidence(
         )
 
 
-def fit_pipeline(
-    taxonomy: Taxonomy,
-    examples: Sequence[LabelledTicket],
-    params: TrainingParams,
-) -> Pipeline:
-    """Fit the pipeline on the taxonomy's own documents plus the examples (uncalibrated)."""
+def training_rows(
+    taxonomy: Taxonomy, examples: Sequence[LabelledTicket], params: TrainingParams
+) -> tuple[list[str], list[int], list[float]]:
+    """What a model is fitted on: texts, team indices and weights (the teams' own documents first).
+
+    A ticket with an ``alt`` team honestly fits two teams: it teaches both (``alt_weight`` of its
+    weight to the other one), so neither is learnt as certain.
+    """
     index_of = {team_id: i for i, team_id in enumerate(taxonomy.ids)}
     texts: list[str] = []
     labels: list[int] = []
@@ -198,12 +200,21 @@ def fit_pipeline(
         labels.append(index_of[ticket.team])
         weights.append(ticket.weight * (1.0 - share))
         if alt is not None:
-            # The ticket honestly fits two teams: it teaches both, so neither is learnt as certain.
             texts.append(ticket.model_text)
             labels.append(alt)
             weights.append(ticket.weight * share)
     if len(set(labels)) < 2:
         raise TrainingDataError("training needs evidence for at least two teams")
+    return texts, labels, weights
+
+
+def fit_pipeline(
+    taxonomy: Taxonomy,
+    examples: Sequence[LabelledTicket],
+    params: TrainingParams,
+) -> Pipeline:
+    """Fit the pipeline on the taxonomy's own documents plus the examples (uncalibrated)."""
+    texts, labels, weights = training_rows(taxonomy, examples, params)
     pipeline = build_pipeline(params.pipeline, _vocabulary(taxonomy, examples, params))
     pipeline.fit(texts, np.asarray(labels), clf__sample_weight=np.asarray(weights))
     return pipeline
@@ -346,27 +357,7 @@ def fit_task(
     stage: str = "",
 ) -> FitTask:
     """What ``fit_pipeline`` fits, as corpus rows and columns (and the rows to score, if any)."""
-    index_of = {team_id: i for i, team_id in enumerate(taxonomy.ids)}
-    texts: list[str] = []
-    labels: list[int] = []
-    weights: list[float] = []
-    if params.prior_weight > 0:
-        for text, index in prior_documents(taxonomy):
-            texts.append(text)
-            labels.append(index)
-            weights.append(params.prior_weight)
-    for ticket in examples:
-        alt = index_of.get(ticket.alt) if ticket.alt is not None and params.alt_weight > 0 else None
-        share = params.alt_weight if alt is not None else 0.0
-        texts.append(ticket.model_text)
-        labels.append(index_of[ticket.team])
-        weights.append(ticket.weight * (1.0 - share))
-        if alt is not None:
-            texts.append(ticket.model_text)
-            labels.append(alt)
-            weights.append(ticket.weight * share)
-    if len(set(labels)) < 2:
-        raise TrainingDataError("training needs evidence for at least two teams")
+    texts, labels, weights = training_rows(taxonomy, examples, params)
     # The vocabulary ``_vocabulary`` chooses: example terms in min_df examples or more, every taxonomy term.
     keep = corpus.document_frequency(corpus.rows([t.model_text for t in examples])) >= params.pipeline.min_df
     if params.prior_weight > 0:

@@ -9,6 +9,8 @@ import click
 import msgspec
 from rich.table import Table
 
+from service.backlog import Columns
+from service.cli.columns import column_options
 from service.cli.common import err, friendly, out, settings_of
 from service.pointers import registry_for
 from service.store import Store
@@ -95,20 +97,11 @@ EXIT_ROWS_FAILED = 3
     type=click.Choice(["jsonl", "csv"]),
     help="Output format [default: from OUTPUT's extension, else jsonl].",
 )
-@click.option("--id-column", help="Column (or field) holding the ticket id.")
-@click.option("--title-column", help="Column holding the title.")
-@click.option("--body-column", help="Column holding the body.")
-@click.option("--text-column", help="Column holding title and body together.")
-@click.option("--team-column", help="Column holding a known team (for --compare) [default: team].")
-@click.option("--labels-column", help="Column holding tracker labels (for --compare).")
-@click.option(
-    "--repository-column",
-    help="Column holding the repository or project each ticket was filed in, read as evidence"
-    " [default: repository; Jira: Project key].",
+@column_options(
+    team_help="Column holding a known team (for --compare) [default: team].",
+    labels_help="Column holding tracker labels (for --compare).",
+    rules=True,
 )
-@click.option("--repository", "default_repository", help="The repository of every ticket that names none.")
-@click.option("--author-column", help="Column holding the author, for routing rules [default: author].")
-@click.option("--tracker", "default_tracker", help="The tracker of every ticket that names none, for routing rules.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 @click.option(
     "--chunk-size",
@@ -138,16 +131,7 @@ def label(
     output_path: Path,
     input_format: str | None,
     output_format: str | None,
-    id_column: str | None,
-    title_column: str | None,
-    body_column: str | None,
-    text_column: str | None,
-    team_column: str | None,
-    labels_column: str | None,
-    repository_column: str | None,
-    default_repository: str | None,
-    author_column: str | None,
-    default_tracker: str | None,
+    columns: Columns,
     jobs: int,
     chunk_size: int,
     only_abstained: bool,
@@ -167,7 +151,6 @@ def label(
     The output file appears only when the run completes. Offline labelling does not write the
     audit trail.
     """
-    from service.backlog import Columns
     from service.labelling import LabelJob, run_label_job
 
     job = LabelJob(
@@ -175,18 +158,7 @@ def label(
         output_path=None if str(output_path) == "-" else output_path,
         input_format=input_format,
         output_format=output_format,
-        columns=Columns(
-            id=id_column,
-            title=title_column,
-            body=body_column,
-            text=text_column,
-            team=team_column,
-            labels=labels_column,
-            repository=repository_column,
-            default_repository=default_repository,
-            author=author_column,
-            default_tracker=default_tracker,
-        ),
+        columns=columns,
         jobs=jobs,
         chunk_size=chunk_size,
         only_abstained=only_abstained,

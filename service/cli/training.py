@@ -11,6 +11,8 @@ from rich.table import Table
 
 from model.evaluation import Metrics, TeamThreshold
 from model.registry import Manifest
+from service.backlog import Columns
+from service.cli.columns import column_options
 from service.cli.common import err, friendly, out, settings_of, step_printer
 from service.pointers import registry_for
 from service.store import Store
@@ -201,14 +203,10 @@ def validate(ctx: click.Context, path: Path | None) -> None:
     type=click.Choice(["jsonl", "csv", "gh-json", "gitlab-csv", "jira-csv"]),
     help="Input format [default: from the extension and the header].",
 )
-@click.option("--id-column", help="Column (or field) holding the ticket id.")
-@click.option("--title-column", help="Column holding the title.")
-@click.option("--body-column", help="Column holding the body.")
-@click.option("--text-column", help="Column holding title and body together.")
-@click.option("--team-column", help="Column holding the team id [default: team].")
-@click.option("--labels-column", help="Column holding tracker labels (teams.toml maps them to teams).")
-@click.option("--repository-column", help="Column holding the repository [default: repository; Jira: Project key].")
-@click.option("--repository", "default_repository", help="The repository of every ticket that names none.")
+@column_options(
+    team_help="Column holding the team id [default: team].",
+    labels_help="Column holding tracker labels (teams.toml maps them to teams).",
+)
 @click.option("--source", help="The examples' source tag [default: import:<INPUT name>].")
 @click.option("--dry-run", is_flag=True, help="Report what would be imported; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -219,14 +217,7 @@ def import_history(
     input_path: Path,
     output_path: Path | None,
     input_format: str | None,
-    id_column: str | None,
-    title_column: str | None,
-    body_column: str | None,
-    text_column: str | None,
-    team_column: str | None,
-    labels_column: str | None,
-    repository_column: str | None,
-    default_repository: str | None,
+    columns: Columns,
     source: str | None,
     dry_run: bool,
     as_json: bool,
@@ -239,7 +230,7 @@ def import_history(
     already among the examples are left out and counted. Then run `ticket-router train`.
     """
     from model.taxonomy import load_taxonomy
-    from service.backlog import Columns, InputFormat
+    from service.backlog import InputFormat
     from service.importer import ImportJob, run_import
 
     settings = settings_of(ctx)
@@ -248,16 +239,7 @@ def import_history(
         input_path=input_path,
         output_path=output_path or examples / f"imported-{input_path.stem}.jsonl",
         input_format=cast(InputFormat | None, input_format),
-        columns=Columns(
-            id=id_column,
-            title=title_column,
-            body=body_column,
-            text=text_column,
-            team=team_column,
-            labels=labels_column,
-            repository=repository_column,
-            default_repository=default_repository,
-        ),
+        columns=columns,
         source=source,
         dry_run=dry_run,
     )
