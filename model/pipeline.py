@@ -126,7 +126,7 @@ class PipelineParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_df: Annotated[int, Meta(ge=1)] = 2
     max_df: Annotated[float, Meta(gt=0.0, le=1.0)] = 1.0
     sublinear_tf: bool = True
-    C: Annotated[float, Meta(gt=0.0)] = 10.0
+    C: Annotated[float, Meta(gt=0.0)] = 3.0
     balanced: bool = True
     max_iter: Annotated[int, Meta(ge=100)] = 5000
 

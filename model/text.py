@@ -7,6 +7,7 @@ import re
 
 __all__ = [
     "BODY_CHARS",
+    "URL_TOKEN",
     "VERSION_TOKEN",
     "compose",
     "fingerprint",
@@ -22,6 +23,10 @@ _SPACES = re.compile(r"\s+")
 # A release or version number: v1.2, 0.27, 1.23.13-k3s1, 2.6.5+build.7 (two parts or more).
 _VERSION = re.compile(r"(?<![\w.])v?\d+(?:\.\d+)+(?:[-+][0-9A-Za-z][0-9A-Za-z.-]*)?(?![\w.])", re.IGNORECASE)
 VERSION_TOKEN = "semver"  # noqa: S105 - a word, not a secret
+# A web address: its pieces ("https", "github", "com", "pull", an owner and a project) say where
+# a link points, not what the ticket is about, and repeat the repository where one is given.
+_URL = re.compile(r"\b(?:https?|ftp)://[^\s<>()\[\]\"'`]+", re.IGNORECASE)
+URL_TOKEN = "hyperlink"  # noqa: S105 - a word, not a secret
 
 
 def compose(title: str | None, body: str | None, repository: str | None = None) -> str:
@@ -60,11 +65,15 @@ def normalise(text: str) -> str:
 
 
 def normalise_versions(text: str) -> str:
-    """``normalise`` with every version number read as one word, ``semver``.
+    """``normalise`` with every version number read as one word, ``semver``, and every web address as ``hyperlink``.
 
     "Prepare v0.5.1", "Update to 1.23.13-k3s1" and "Bump x from 4.17.20 to 4.17.21" then share
-    the evidence that a release or an upgrade is meant, whatever the numbers.
+    the evidence that a release or an upgrade is meant, whatever the numbers; "Cherry pick of
+    https://github.com/org/metrics-server/pull/484" is read as a cherry-pick of a link, not as a
+    ticket about metrics-server.
     """
+    if "://" in text:
+        text = _URL.sub(f" {URL_TOKEN} ", text)
     return normalise(_VERSION.sub(f" {VERSION_TOKEN} ", text))
 
 

@@ -77,7 +77,7 @@ class TrainingParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The examples whose out-of-fold decisions fit the temperature and the thresholds, by their
     # ``source`` (empty: every example). Choosing the rounds written in the register of real
     # streams calibrates the model for the tickets users send rather than for clean ones.
-    calibrate_on: tuple[str, ...] = ("written-r6",)
+    calibrate_on: tuple[str, ...] = ("written-r6", "written-r7")
     # A ticket with n known features has its logits scaled by n / (n + evidence_shrink): a
     # two-word title cannot be as sure as a report, whatever its two words (0 turns this off).
     evidence_shrink: Annotated[float, Meta(ge=0.0)] = 10.0

@@ -139,6 +139,26 @@ def test_version_numbers_are_one_word() -> None:
     assert "semver" not in normalise_versions("HTTP 502 at 14:05")
 
 
+def test_web_addresses_are_one_word() -> None:
+    from model.text import normalise_versions
+
+    cherry = normalise_versions("Cherry pick of https://github.com/kubernetes-sigs/metrics-server/pull/484")
+    assert cherry.split() == ["cherry", "pick", "of", "hyperlink"]
+    linked = normalise_versions("see (http://ci.example.org/job/12?x=1) and docs")
+    assert linked.split() == ["see", "(", "hyperlink", ")", "and", "docs"]
+    assert normalise_versions("the callback url is wrong").split() == ["the", "callback", "url", "is", "wrong"]
+
+
+def test_web_addresses_read_alike_on_both_paths() -> None:
+    model = train(TAXONOMY, MINI)
+    classifier = Classifier(model.pipeline, model.teams, 0.5, "v")
+    one = classifier.decide("Cherry pick of https://github.com/acme/terraform-pipelines/pull/1")
+    other = classifier.decide("Cherry pick of https://example.org/ingress")
+    assert one.scores == pytest.approx(other.scores)
+    [batch] = classifier.decide_many([(None, "Cherry pick of https://example.org/ingress", None, None)])
+    assert batch.scores == pytest.approx(one.scores)
+
+
 def test_evidence_shrink_tempers_short_tickets_on_both_paths() -> None:
     from scipy.special import softmax
 
