@@ -129,6 +129,7 @@ def _stream_row(name: str, r: realstream.StreamReport) -> list[str]:
         f"{m.macro_f1:.3f}",
         f"{r.team_or_alt:.3f}",
         f"{m.ece:.3f}",
+        f"{r.ece_floor:.3f}",
         routed,
         confident,
         abstain,
@@ -178,12 +179,14 @@ def real_streams(taxonomy: Taxonomy, classifier: Classifier, cold: Classifier) -
                     "",
                     "",
                     "",
+                    "",
                 ]
             )
             figures[f"stream_{split}_ceiling_macro_f1"] = agreement.macro_f1
         for key, report in (("text", text), ("repo", with_repository)):
             figures[f"stream_{split}_{key}_macro_f1"] = report.metrics.macro_f1
             figures[f"stream_{split}_{key}_ece"] = report.metrics.ece
+            figures[f"stream_{split}_{key}_ece_floor"] = report.ece_floor
             figures[f"stream_{split}_{key}_team_or_alt"] = report.team_or_alt
             figures[f"stream_{split}_{key}_routed_share"] = report.routed_share
             figures[f"stream_{split}_{key}_routed_precision"] = report.routed_precision or 0.0
@@ -210,16 +213,17 @@ def real_streams(taxonomy: Taxonomy, classifier: Classifier, cold: Classifier) -
                 "macro-F1",
                 "team or alt",
                 "ECE",
+                "ECE if calibrated",
                 "routed at precision",
                 "conf >= 0.9: right",
                 "no-evidence abstained",
             ],
-            [row[:9] if len(row) > 9 else row for row in rows],
+            [row[:10] if len(row) > 10 else row for row in rows],
         )
     )
     for row in rows:
-        if len(row) > 9:
-            console.print(f"{row[0]}: {row[9]}")
+        if len(row) > 10:
+            console.print(f"{row[0]}: {row[10]}")
     console.print(
         table(
             "Real streams per team (router, text)",

@@ -28,6 +28,7 @@ __all__ = [
     "StreamReport",
     "StreamTicket",
     "agreement",
+    "ece_noise_floor",
     "evaluate",
     "load",
     "plot_coverage",
@@ -163,6 +164,9 @@ class StreamReport(msgspec.Struct, frozen=True):
     routed_by_team: dict[str, tuple[int, int, float | None]]
     sure_accuracy: float | None
     unsure_accuracy: float | None
+    # The median ECE a perfectly calibrated router with these very confidences would show on this
+    # many tickets: below it, a measured ECE is sampling noise rather than miscalibration.
+    ece_floor: float = 0.0
 
 
 Decide = Callable[[Sequence[tuple[str | None, str | None, str | None]]], list[Decision]]
@@ -206,7 +210,21 @@ def evaluate(decide: Decide, tickets: Sequence[StreamTicket]) -> StreamReport:
         routed_by_team=routed_by_team,
         sure_accuracy=float(right[sure].mean()) if sure.any() else None,
         unsure_accuracy=float(right[~sure].mean()) if (~sure).any() else None,
+        ece_floor=ece_noise_floor(np.array([d.confidence for _, d in labelled])),
     )
+
+
+def ece_noise_floor(confidence: NDArray[np.float64], draws: int = 2000, seed: int = 0) -> float:
+    """The median ECE of a perfectly calibrated router: each ticket right with probability its confidence.
+
+    ECE over ten bins is biased upwards on small sets (each bin's accuracy is a sample), so on a
+    couple of hundred tickets even a perfect router measures 0.05-0.08.
+    """
+    if confidence.size == 0:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    simulated = [expected_calibration_error(confidence, rng.random(confidence.size) < confidence) for _ in range(draws)]
+    return float(np.median(simulated))
 
 
 def reliability(

@@ -23,7 +23,7 @@ _SPACES = re.compile(r"\s+")
 # A release or version number: v1.2, 0.27, 1.23.13-k3s1, 2.6.5+build.7 (two parts or more).
 _VERSION = re.compile(r"(?<![\w.])v?\d+(?:\.\d+)+(?:[-+][0-9A-Za-z][0-9A-Za-z.-]*)?(?![\w.])", re.IGNORECASE)
 VERSION_TOKEN = "semver"  # noqa: S105 - a word, not a secret
-# A web address: its pieces ("https", "github", "com", "pull", an owner and a project) say where
+# A web address: its pieces ("https", a host, "com", "pull", an owner and a project) say where
 # a link points, not what the ticket is about, and repeat the repository where one is given.
 _URL = re.compile(r"\b(?:https?|ftp)://[^\s<>()\[\]\"'`]+", re.IGNORECASE)
 URL_TOKEN = "hyperlink"  # noqa: S105 - a word, not a secret
