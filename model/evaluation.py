@@ -19,7 +19,6 @@ __all__ = [
     "TeamScores",
     "TeamThreshold",
     "ThresholdRow",
-    "choose_team_thresholds",
     "choose_threshold",
     "compute_metrics",
     "confusion_png",
@@ -231,19 +230,6 @@ def team_threshold_table(
         row = min(rows, key=lambda r: abs(r.threshold - threshold))
         chosen[label] = TeamThreshold(target, threshold, count, row.routed, row.precision)
     return chosen
-
-
-def choose_team_thresholds(
-    labels: Sequence[str],
-    y_true: NDArray[np.int64],
-    proba: NDArray[np.float64],
-    target_precision: float,
-    fallback: float,
-    targets: Mapping[str, float] | None = None,
-) -> dict[str, float]:
-    """Per team, the threshold of ``team_threshold_table``."""
-    table = team_threshold_table(labels, y_true, proba, target_precision, fallback, targets)
-    return {label: row.threshold for label, row in table.items()}
 
 
 def compute_metrics(labels: Sequence[str], y_true: NDArray[np.int64], proba: NDArray[np.float64]) -> Metrics:

@@ -20,7 +20,7 @@ from service.decisions import DecisionWorker, Recorded
 from service.serving import ModelHolder
 from service.settings import Settings
 from service.store import DeliveryRecord, Store, WritebackRecord, new_id
-from service.trackers.base import Interpreted, PlannedRequest, Ticket, Tracker
+from service.trackers.base import Interpreted, Ticket, Tracker
 from service.webhooks.comments import comment_text
 from service.webhooks.labels import LabelPlan, owned_labels, plan_labels
 from service.webhooks.schemas import WebhookResult
@@ -105,10 +105,14 @@ class DeliveryDesk:
         ticket_ref: str,
         decision_id: str,
         label: str,
-        requests: list[PlannedRequest],
+        plan: LabelPlan,
         comment: str | None,
     ) -> WritebackRecord:
-        """The stored write-back of ``requests`` (sent later by the worker, never in dry-run)."""
+        """The stored write-back of ``plan``'s labels and ``comment`` (sent later by the worker, never in dry-run)."""
+        requests = tracker.label_requests(ticket_ref, plan.add, plan.remove)
+        if comment is not None:
+            # The decision id in the comment is how a retry finds it already posted.
+            requests.append(tracker.comment_request(ticket_ref, comment, marker=decision_id))
         mode = effective_mode(self.settings, tracker)
         now = time.time()
         return WritebackRecord(

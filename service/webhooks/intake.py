@@ -214,11 +214,7 @@ class Intake(PeopleDesk, QuestionDesk):
             comment = question_comment(question, recorded.decision_id) if question is not None else None
             if comment is None and mode == "label+comment":
                 comment = self._decision_comment(name, recorded, wanted)
-            requests = tracker.label_requests(ticket.ref, plan.add, plan.remove)
-            if comment is not None:
-                # The decision id in the comment is how a retry finds it already posted.
-                requests.append(tracker.comment_request(ticket.ref, comment, marker=recorded.decision_id))
-            writeback = self._writeback(tracker, ticket.ref, recorded.decision_id, wanted, requests, comment)
+            writeback = self._writeback(tracker, ticket.ref, recorded.decision_id, wanted, plan, comment)
             reason = f"{routed} ({'dry-run: nothing written' if mode == 'dry-run' else 'write-back pending'})"
         delivery = self._delivery(name, delivery_id, interpreted, "classified", reason, recorded.decision_id)
         if not await anyio.to_thread.run_sync(lambda: outbox.record_delivery(delivery, writeback)):

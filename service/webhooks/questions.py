@@ -103,10 +103,7 @@ class QuestionDesk(DeliveryDesk):
         writeback = None
         if not plan.empty:
             comment = self._decision_comment(name, recorded, wanted) if mode == "label+comment" else None
-            requests = tracker.label_requests(ticket.ref, plan.add, plan.remove)
-            if comment is not None:
-                requests.append(tracker.comment_request(ticket.ref, comment, marker=recorded.decision_id))
-            writeback = self._writeback(tracker, ticket.ref, recorded.decision_id, wanted, requests, comment)
+            writeback = self._writeback(tracker, ticket.ref, recorded.decision_id, wanted, plan, comment)
         between = " or ".join(question.teams)
         written = "nothing to write" if writeback is None else f"{wanted} ({writeback.status})"
         reason = f"{actor or 'someone'} answered our question ({between}): {outcome}; {written}"

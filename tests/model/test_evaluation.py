@@ -89,7 +89,13 @@ def test_charts_are_png_images_even_with_long_team_names() -> None:
 
 
 def test_team_thresholds_are_chosen_per_team_and_never_below_the_global_one() -> None:
-    from model.evaluation import choose_team_thresholds
+    from model.evaluation import team_threshold_table
+
+    def choose_team_thresholds(
+        labels: list[str], truth: np.ndarray, proba: np.ndarray, target: float, fallback: float
+    ) -> dict[str, float]:
+        table = team_threshold_table(labels, truth, proba, target, fallback)
+        return {team: row.threshold for team, row in table.items()}
 
     rng = np.random.default_rng(0)
     n = 400
